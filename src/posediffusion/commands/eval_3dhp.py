@@ -1,0 +1,59 @@
+"""`posediffusion eval-3dhp`: official MPI-INF-3DHP test scoring of a predictions file."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "score MPI-INF-3DHP test predictions with the official protocol (PCK, AUC, MPJPE tables)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gt-dir", required=True, help="3DHP test folder holding TS*/annot_data.mat")
+    parser.add_argument("--predictions", required=True,
+                        help="npz with one (F, 17, 3) array per sequence name (TS1 ..), root-relative; "
+                             "F = all frames or only the valid ones")
+    parser.add_argument("--out", required=True, help="output folder for sequencewise.csv, activitywise.csv "
+                                                     "and summary.json")
+    parser.add_argument("--annot", choices=("annot3", "univ_annot3"), default="annot3",
+                        help="ground truth to score against (default: annot3, the seed's choice)")
+    parser.add_argument("--joint-order", choices=("3dhp", "h36m"), default="3dhp",
+                        help="joint order of the predictions (default: 3dhp)")
+    parser.add_argument("--unit", choices=("mm", "m"), default="mm",
+                        help="unit of the predictions (default: mm)")
+
+
+def _load_predictions(path: str, joint_order: str, unit: str) -> dict:
+    from pathlib import Path
+
+    import numpy as np
+
+    from posediffusion.eval_3dhp import predictions_from_h36m
+
+    path_obj = Path(path)
+    if not path_obj.is_file():
+        raise FileNotFoundError(f"{path}: predictions file not found")
+    try:
+        with np.load(path_obj, allow_pickle=False) as npz:
+            predictions = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read predictions npz ({err})") from err
+    if joint_order == "h36m":
+        return predictions_from_h36m(predictions, unit=unit)
+    return {name: p * (1000.0 if unit == "m" else 1.0) for name, p in predictions.items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from posediffusion.eval_3dhp import (
+        evaluate_predictions,
+        format_tables,
+        load_test_annotations,
+        write_report,
+    )
+
+    annotations = load_test_annotations(args.gt_dir)
+    predictions = _load_predictions(args.predictions, args.joint_order, args.unit)
+    result = evaluate_predictions(annotations, predictions, annot_key=args.annot)
+    paths = write_report(result, args.out)
+    print(format_tables(result))
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0

@@ -1,0 +1,263 @@
+"""Human3.6M loader for the VideoPose3D npz layout (also reads datasets written by ``prepare mocap``).
+
+Files in ``data_dir`` (``docs/FORMATS.md``):
+
+* ``data_3d_<name>.npz``: ``positions_3d`` = subject -> action -> (F, 32 | 17, 3) metres, world frame.
+* ``data_2d_<name>_<keypoints>.npz``: ``positions_2d`` = subject -> action -> list of one (F, 17, 2) pixel
+  array per camera, in the camera JSON's ``camera_ids`` order; ``metadata`` (``num_joints``,
+  ``keypoints_symmetry``, optional ``fps`` and ``camera_ids``).
+
+Every (subject, action, camera) becomes one :class:`~posediffusion.data.sequence.Sequence`: 2D normalised
+by that camera's image size, 3D rotated into the camera frame and made root-relative, the camera-frame root
+kept as the trajectory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import re
+import zipfile
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posediffusion.camera import load_cameras, normalize_screen, world_to_camera
+from posediffusion.data.sequence import Sequence
+from posediffusion.skeleton import H36M_17, H36M_32_TO_17
+
+logger = logging.getLogger(__name__)
+
+H36M_FPS = 50.0
+#: Take names in the Human3.6M releases that differ from the 15 protocol action names.
+ACTION_ALIASES = {
+    "TakingPhoto": "Photo",
+    "WalkingDog": "WalkDog",
+    "WalkingTogether": "WalkTogether",
+    "Purchase": "Purchases",
+}
+#: Coordinates beyond this many metres mean the file is not in metres (Human3.6M world is ~10 m wide).
+_MAX_ABS_METRES = 100.0
+
+
+def action_group(action: str) -> str:
+    """Merged action name for per-action reporting: ``"Walking 1"`` -> ``"Walking"``, ``"TakingPhoto 1"``
+    -> ``"Photo"``, ``"WalkingDog"`` -> ``"WalkDog"``; other names (e.g. mocap motions) pass through.
+
+    Strips a trailing take number (``" 1"``, ``" 2"``) and applies :data:`ACTION_ALIASES` (Human3.6M's
+    S1 names its takes ``TakingPhoto``/``WalkingDog`` where the other subjects say ``Photo``/``WalkDog``).
+    """
+    base = re.sub(r"\s+\d+$", "", action.strip())
+    return ACTION_ALIASES.get(base, base)
+
+
+def bundled_cameras_path() -> Path:
+    """Path of the bundled Human3.6M calibration (``assets/h36m_cameras.json``, Apache-2.0 via mmpose)."""
+    return Path(str(resources.files("posediffusion").joinpath("assets", "h36m_cameras.json")))
+
+
+def _camera_order(path: Path) -> list[str] | None:
+    """The JSON's top-level ``camera_ids`` (the 2D list order), or ``None`` if it has none."""
+    ids = json.loads(path.read_text()).get("camera_ids")
+    return [str(i) for i in ids] if ids is not None else None
+
+
+def open_npz(path: Path) -> dict[str, Any]:
+    """All arrays of an npz file (pickled objects allowed, as VideoPose3D writes them).
+
+    Raises ``FileNotFoundError`` if missing and ``ValueError`` naming the file if unreadable.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=True) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path}: cannot read npz ({err})") from err
+
+
+def npz_dict(npz: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """``npz[key]`` as a Python dict (VideoPose3D stores pickled dicts in 0-d object arrays)."""
+    if key not in npz:
+        raise ValueError(f"{path}: no '{key}' key (found {sorted(npz)})")
+    value = npz[key]
+    value = value.item() if isinstance(value, np.ndarray) and value.dtype == object else value
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: '{key}' must be a dict subject -> action -> array, got {type(value)}")
+    return value
+
+
+def _metadata(npz: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The 2D file's ``metadata`` dict (empty if absent), checked against the Human3.6M-17 layout."""
+    if "metadata" not in npz:
+        return {}
+    meta = npz["metadata"]
+    meta = meta.item() if meta.dtype == object and meta.ndim == 0 else meta
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: 'metadata' must be a dict, got {type(meta)}")
+    if int(meta.get("num_joints", 17)) != 17:
+        raise ValueError(f"{path}: metadata num_joints={meta['num_joints']}, expected 17")
+    symmetry = meta.get("keypoints_symmetry")
+    if symmetry is not None:
+        left, right = (sorted(int(j) for j in side) for side in symmetry)
+        if (left, right) != (sorted(H36M_17.left), sorted(H36M_17.right)):
+            raise ValueError(f"{path}: keypoints_symmetry {symmetry} is not the Human3.6M-17 layout (left "
+                             f"{list(H36M_17.left)}, right {list(H36M_17.right)}); convert keypoints first")
+    return meta
+
+
+def _check_array(arr: Any, path: Path, where: str, joints: tuple[int, ...], channels: int) -> np.ndarray:
+    """Validate a (F, J, C) array: J in ``joints``, F > 0, finite. Returns it as float64."""
+    try:
+        arr = np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {where}: not a numeric array ({err})") from err
+    if arr.ndim != 3 or arr.shape[1] not in joints or arr.shape[2] != channels:
+        raise ValueError(f"{path}: {where}: expected shape (F, {' or '.join(map(str, joints))}, {channels}), "
+                         f"got {arr.shape}")
+    if len(arr) == 0:
+        raise ValueError(f"{path}: {where}: empty sequence")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{path}: {where}: contains NaN or inf")
+    return arr
+
+
+def select_names(available: Iterable[str], wanted: Iterable[str] | None, what: str,
+                 path: Path) -> list[str]:
+    """Keep ``wanted`` (all if ``None``) in file order; unknown names raise ``ValueError``."""
+    available = list(available)
+    if wanted is None:
+        return available
+    wanted = [str(w) for w in wanted]
+    unknown = sorted(set(wanted) - set(available))
+    if unknown:
+        raise ValueError(f"{path}: unknown {what} {unknown}; available: {available}")
+    return [a for a in available if a in wanted]
+
+
+def _select_actions(actions: dict[str, Any], wanted: Iterable[str] | None) -> list[str]:
+    """Takes whose name or merged group is in ``wanted`` (all if ``None``)."""
+    if wanted is None:
+        return list(actions)
+    wanted = set(wanted)
+    return [a for a in actions if a in wanted or action_group(a) in wanted]
+
+
+def _camera_sequences(pose_world: np.ndarray, views_px: list, cams: list[dict[str, Any]], subject: str,
+                      action: str, path_2d: Path, extra: dict[str, Any], fps: float) -> list[Sequence]:
+    """One Sequence per camera of a (subject, action) pair; 2D/3D lengths trimmed to the shorter."""
+    out = []
+    for view_px, cam in zip(views_px, cams, strict=True):
+        where = f"{subject}/{action}/camera {cam['id']}"
+        kp_px = _check_array(view_px, path_2d, where, (17,), 2)
+        frames = min(len(kp_px), len(pose_world))
+        if len(kp_px) != len(pose_world):
+            logger.info("%s: %s: 2D has %d frames, 3D %d; trimmed to %d", path_2d, where, len(kp_px),
+                        len(pose_world), frames)
+        pose_cam = world_to_camera(pose_world[:frames], cam["R"], cam["T"])  # (F, J, 3) metres
+        root = pose_cam[:, :1]  # (F, 1, 3)
+        out.append(Sequence(
+            keypoints_2d=normalize_screen(kp_px[:frames], cam["res_w"], cam["res_h"]).astype(np.float32),
+            pose_3d=(pose_cam - root).astype(np.float32),
+            trajectory=root[:, 0].astype(np.float32),
+            camera=dict(cam),
+            subject=subject,
+            action=action,
+            action_group=action_group(action),
+            camera_id=str(cam["id"]),
+            fps=fps,
+            extra=dict(extra),
+        ))
+    return out
+
+
+def _subject_cameras(cameras: dict, order: list[str] | None, subject: str, path: Path) -> list[dict]:
+    """The subject's cameras in 2D-list order; a subject without cameras raises ``ValueError``."""
+    if subject not in cameras:
+        raise ValueError(f"{path}: no cameras for subject {subject!r} (has {sorted(cameras)})")
+    by_id = cameras[subject]
+    ids = order if order is not None else list(by_id)
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(f"{path}: subject {subject!r} lacks cameras {missing}")
+    return [by_id[i] for i in ids]
+
+
+def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
+              subjects: Iterable[str] | None = None, actions: Iterable[str] | None = None,
+              cameras: str | Path | None = None) -> list[Sequence]:
+    """Load a Human3.6M-layout dataset as one Sequence per (subject, action, camera).
+
+    Args:
+        data_dir: folder holding ``data_3d_<name>.npz`` and ``data_2d_<name>_<keypoints>.npz``.
+        name: dataset name (``"h36m"``, or the name given to ``posediffusion prepare mocap``).
+        keypoints: 2D source: ``"gt"``, ``"det"``, ``"cpn_ft_h36m_dbb"``, ...
+        subjects: subjects to load (e.g. ``["S9", "S11"]``); ``None`` = every subject in the 3D file.
+        actions: takes or merged action names to keep (``"Walking"`` keeps ``"Walking 1"``); ``None`` = all.
+        cameras: camera JSON in the ``h36m_cameras.json`` layout; ``None`` = the bundled calibration.
+
+    Returns:
+        Sequences with ``keypoints_2d`` (F, 17, 2) normalised, ``pose_3d`` (F, 17, 3) camera-frame
+        root-relative metres, ``trajectory`` (F, 3) camera-frame root metres, the camera dict attached;
+        subject, action, camera in file order, cameras in ``camera_ids`` order.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: wrong keys, joint counts, NaN/inf, empty sequences, unknown subjects or actions, missing
+            cameras, coordinates that are not metres; the message names the file.
+    """
+    data_dir = Path(data_dir)
+    actions = None if actions is None else [str(a) for a in actions]
+    path_3d = data_dir / f"data_3d_{name}.npz"
+    path_2d = data_dir / f"data_2d_{name}_{keypoints}.npz"
+    cam_path = Path(cameras) if cameras is not None else bundled_cameras_path()
+    if not cam_path.is_file():
+        raise FileNotFoundError(f"{cam_path}: camera JSON not found")
+    positions_3d = npz_dict(open_npz(path_3d), "positions_3d", path_3d)
+    npz_2d = open_npz(path_2d)
+    positions_2d, meta = npz_dict(npz_2d, "positions_2d", path_2d), _metadata(npz_2d, path_2d)
+    camera_table = load_cameras(cam_path)
+    # The 2D file may name its camera order (prepare mocap does); else the JSON's camera_ids order.
+    order = [str(c) for c in meta["camera_ids"]] if "camera_ids" in meta else _camera_order(cam_path)
+    extra = {"dataset": name, "keypoints": keypoints}
+    fps = float(meta.get("fps", H36M_FPS))
+
+    sequences: list[Sequence] = []
+    for subject in select_names(positions_3d, subjects, "subjects", path_3d):
+        cams = _subject_cameras(camera_table, order, subject, cam_path)
+        if subject not in positions_2d:
+            raise ValueError(f"{path_2d}: subject {subject!r} is in {path_3d.name} but not in the 2D file")
+        for action in _select_actions(positions_3d[subject], actions):
+            sequences += _load_take(positions_3d, positions_2d, subject, action, cams, path_3d, path_2d,
+                                    extra, fps)
+    if actions is not None:
+        found = {s.action for s in sequences} | {s.action_group for s in sequences}
+        unknown = sorted(set(actions) - found)
+        if unknown:
+            raise ValueError(f"{path_3d}: unknown actions {unknown} for the selected subjects")
+    if not sequences:
+        raise ValueError(f"{path_3d}: no sequences selected")
+    logger.info("loaded %d sequences from %s", len(sequences), path_3d)
+    return sequences
+
+
+def _load_take(positions_3d: dict, positions_2d: dict, subject: str, action: str, cams: list[dict],
+               path_3d: Path, path_2d: Path, extra: dict[str, Any], fps: float) -> list[Sequence]:
+    """Validate one (subject, action) entry of both files and split it per camera."""
+    pose_world = _check_array(positions_3d[subject][action], path_3d, f"{subject}/{action}", (32, 17), 3)
+    if pose_world.shape[1] == 32:
+        pose_world = pose_world[:, list(H36M_32_TO_17)]  # (F, 17, 3)
+    if np.abs(pose_world).max() > _MAX_ABS_METRES:
+        raise ValueError(f"{path_3d}: {subject}/{action}: coordinates up to {np.abs(pose_world).max():.0f}; "
+                         "expected metres (millimetres?)")
+    views = positions_2d[subject].get(action)
+    if views is None:
+        raise ValueError(f"{path_2d}: {subject}/{action} is in {path_3d.name} but not in the 2D file")
+    if len(views) != len(cams):
+        raise ValueError(f"{path_2d}: {subject}/{action}: {len(views)} camera views, expected {len(cams)} "
+                         f"({[c['id'] for c in cams]})")
+    return _camera_sequences(pose_world, list(views), cams, subject, action, path_2d, extra, fps)
