@@ -117,8 +117,3 @@ def load_cameras(path: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
             out[subject][cam_id] = entry
     return out
 
-
-def intrinsics_vector(camera: dict) -> np.ndarray:
-    """(9,) float32 ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` (VideoPose3D order), pixels."""
-    return np.concatenate([camera["focal_length"], camera["center"], camera["radial_distortion"],
-                           camera["tangential_distortion"]]).astype(np.float32)
