@@ -1,4 +1,4 @@
-"""`posediffusion demo`: lift the bundled sample with the bundled checkpoint (placeholder until it ships)."""
+"""`posediffusion demo`: lift the bundled held-out sample with the bundled CPU model and score it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,28 @@ HELP = "lift the bundled sample keypoints with the bundled CPU model and report 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    parser.add_argument("--hypotheses", type=int, default=5, help="H samples (default 5)")
+    parser.add_argument("--steps", type=int, default=5, help="K DDIM steps (default 5)")
+    parser.add_argument("--no-render", action="store_true", help="skip the gif")
+    parser.add_argument("--checkpoint", default=None,
+                        help="use another checkpoint instead of the bundled one")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("The bundled demo model is not shipped yet (issue: in-the-wild lifting and demo).\n"
-          "Available now: `posediffusion prepare mocap ...` and the Python API; see README.md.")
+    import time
+    from pathlib import Path
+
+    from posediffusion.lift import demo
+
+    start = time.perf_counter()
+    report = demo(Path(args.out), checkpoint=args.checkpoint, hypotheses=args.hypotheses, steps=args.steps,
+                  render=not args.no_render)
+    print(report["description"])
+    print(f"{report['frames']} frames lifted with H={report['hypotheses']}, K={report['steps']}, flip, "
+          f"{report['model']}")
+    for name, scores in report["metrics_mm"].items():
+        print(f"  {name:<40} MPJPE {scores['mpjpe']:6.1f} mm   P-MPJPE {scores['p_mpjpe']:6.1f} mm")
+    for path in report["written"]:
+        print(f"wrote {path}")
+    print(f"done in {time.perf_counter() - start:.1f} s")
     return 0

@@ -1,0 +1,145 @@
+"""`posediffusion evaluate`: protocol evaluation of a checkpoint (tables + JSON report, 3DHP export, render).
+
+The seed's inference flags are accepted: ``-c DIR --evaluate NAME`` picks ``DIR/NAME``;
+``-num_proposals`` = ``--hypotheses`` (H), ``-sampling_timesteps`` = ``--steps`` (K), ``--p2`` adds
+P-MPJPE, ``-b`` windows per sampler call, ``-s`` window stride, ``-f`` must equal the model's window.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "evaluate a checkpoint: MPJPE / P-MPJPE / N-MPJPE / MPJVE per DDIM step and aggregation"
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser, for_train: bool = False) -> None:
+    """Evaluation flags (also registered on ``train`` so the seed's ``main.py --evaluate`` lines work)."""
+    ev = parser.add_argument_group("evaluation" + (" (with --evaluate)" if for_train else ""))
+    ev.add_argument("--evaluate", metavar="NAME", help="evaluate checkpoint NAME (best, last, or a folder) "
+                                                       "inside the -c folder" + (" instead of training"
+                                                                                 if for_train else ""))
+    ev.add_argument("-num_proposals", "--hypotheses", type=int, help="H, hypotheses (default 20)")
+    ev.add_argument("-sampling_timesteps", "--steps", type=int, help="K, DDIM steps (default 10)")
+    ev.add_argument("--eta", type=float, help="DDIM eta (default: the checkpoint's, 1.0)")
+    ev.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation")
+    ev.add_argument("--p2", action="store_true", help="also report P-MPJPE (protocol 2)")
+    ev.add_argument("--aggregations", type=_csv, help="of p-agg,j-agg,j-best,p-best (default all)")
+    ev.add_argument("--root-source", type=_csv, help="J-Agg root source(s): estimated (default), "
+                                                     "ground_truth (GT root), weak_perspective")
+    ev.add_argument("--weights", choices=["auto", "ema", "raw"], help="EMA or raw weights (auto: EMA if "
+                                                                       "present)")
+    ev.add_argument("--camera-ids", type=_csv, help="only sequences of these camera ids")
+    ev.add_argument("--max-sequences", type=int, help="only the first N test sequences")
+    ev.add_argument("--per-action", action="store_true", help="also print MPJPE per action")
+    ev.add_argument("--out", help="output folder for report.json (and 3DHP files); default: "
+                                  "<run folder>/eval-<checkpoint>")
+    ev.add_argument("--gt-dir", help="3DHP: folder with TS*/annot_data.mat -> official PCK/AUC/MPJPE tables")
+    ev.add_argument("--annot", choices=["annot3", "univ_annot3"], default="annot3",
+                    help="3DHP ground truth for --gt-dir scoring (default annot3)")
+    ev.add_argument("--render", action="store_true", help="render one evaluated sequence (--viz-*)")
+    ev.add_argument("--viz-subject", help="subject to render, e.g. S9 (3DHP: TS1)")
+    ev.add_argument("--viz-action", help="take to render, e.g. 'Walking 1'")
+    ev.add_argument("--viz-camera", default="0", help="camera id or index (default 0)")
+    ev.add_argument("--viz-output", help="gif or mp4 path (default <out>/render.gif)")
+    ev.add_argument("--viz-limit", type=int, help="render at most N frames")
+    ev.add_argument("--viz-estimate", default="P-Agg", help="estimate to draw (default P-Agg)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from posediffusion.commands.train import add_shared_arguments
+
+    add_shared_arguments(parser)
+    add_evaluation_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace):  # -> EvalConfig
+    """EvalConfig from the flags; ``-str`` / training-only flags are accepted and ignored."""
+    from posediffusion.commands.train import device_from_gpu_flag
+    from posediffusion.evaluate import AGGREGATIONS, EvalConfig
+
+    if not args.checkpoint:
+        raise ValueError("give the checkpoint with --checkpoint/-c (a checkpoint or run folder)")
+    keys = ("dataset", "data_dir", "keypoints", "subjects_test", "actions", "cameras",
+            "max_frames_per_sequence")
+    data = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    device = device_from_gpu_flag(args.gpu) if args.gpu is not None else (args.device or "auto")
+    return EvalConfig(
+        checkpoint=args.checkpoint, checkpoint_name=args.evaluate,
+        hypotheses=args.hypotheses or 20, steps=args.steps or 10, eta=args.eta, flip=not args.no_flip,
+        stride=args.stride, aggregations=tuple(args.aggregations or AGGREGATIONS),
+        root_sources=tuple(args.root_source or ("estimated",)), p2=args.p2, weights=args.weights or "auto",
+        data=data, camera_ids=None if args.camera_ids is None else tuple(args.camera_ids),
+        max_sequences=args.max_sequences, batch_size=args.batch_size or 64,
+        seed=args.seed if args.seed is not None else 0, device=device,
+    )
+
+
+def _check_frames(args: argparse.Namespace, config) -> None:
+    if args.frames is None:
+        return
+    from posediffusion.checkpoint import read_checkpoint
+
+    frames = read_checkpoint(config.checkpoint, config.checkpoint_name).model_config["model"]["frames"]
+    if args.frames != frames:
+        raise ValueError(f"-f/--frames {args.frames} differs from the checkpoint's window length {frames}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from posediffusion import evaluate as ev
+
+    config = config_from_args(args)
+    _check_frames(args, config)
+    wants_3dhp = args.gt_dir is not None or (args.dataset or "") == "3dhp"
+    render = args.render and args.viz_subject and args.viz_action
+    if args.render and not render:
+        raise ValueError("--render needs --viz-subject and --viz-action")
+
+    def keep(seq) -> bool:
+        return seq.extra.get("dataset") == "3dhp" or wants_3dhp or bool(
+            render and seq.subject == args.viz_subject and seq.action == args.viz_action)
+
+    evaluation = ev.evaluate(config, keep=keep)
+    report = evaluation.report
+    out = Path(args.out) if args.out else _default_out(report)
+    print(ev.format_report(report, per_action=args.per_action))
+    if report["settings"]["data"]["dataset"] == "3dhp":
+        _export_3dhp(ev, evaluation, out, args)
+    if render:
+        path = ev.render_sequence(evaluation, args.viz_subject, args.viz_action, args.viz_camera,
+                                  args.viz_output or out / "render.gif", label=args.viz_estimate,
+                                  max_frames=args.viz_limit)
+        report["render"] = str(path)
+        print(f"rendered {path}")
+    path = ev.write_report(report, out / "report.json")
+    print(f"report: {path}")
+    return 0
+
+
+def _default_out(report: dict) -> Path:
+    checkpoint = Path(report["settings"]["checkpoint"])
+    return checkpoint.parent / f"eval-{checkpoint.name}"
+
+
+def _export_3dhp(ev, evaluation, out: Path, args: argparse.Namespace) -> None:
+    files = ev.export_3dhp(evaluation, out)
+    evaluation.report["3dhp_predictions"] = {k: str(v) for k, v in files.items()}
+    print("3DHP predictions (eval-3dhp format, mm, 3DHP joint order): "
+          + ", ".join(str(p) for p in files.values()))
+    if args.gt_dir is None:
+        return
+    if evaluation.report["settings"]["data"].get("max_frames_per_sequence"):
+        print("3DHP official scoring skipped: --max-frames-per-sequence cut the sequences")
+        return
+    scores = {}
+    for label, path in files.items():
+        if label == "PRED":
+            continue
+        result = ev.score_3dhp(path, args.gt_dir, out / f"3dhp_{path.stem}", annot_key=args.annot)
+        print(f"\n{label} - official MPI-INF-3DHP scoring ({args.annot})\n{result.pop('tables')}")
+        scores[label] = result
+    evaluation.report["3dhp_official"] = scores

@@ -1,0 +1,459 @@
+"""Protocol evaluation of a checkpoint: full sequences, every DDIM step, every aggregation, per action.
+
+Human3.6M protocol (``docs/evaluation.md``): each test sequence (subject, take, camera) is lifted in full
+with windows of the model's length (``data.windows``: starts every ``stride`` frames, the last window ending
+on the last frame, overlaps averaged), all windows batched together. For every DDIM step and every
+aggregation, MPJPE, N-MPJPE, MPJVE (and P-MPJPE with ``p2``) are averaged over the frames of each action
+(takes merged, ``Sequence.action_group``; all subjects and cameras pooled) and then over actions. The
+MPI-INF-3DHP test sequences are their own "actions", so the mean over actions is the seed's mean of the six
+per-sequence values; only frames marked valid are scored. Units: millimetres (MPJVE: mm per frame).
+
+Aggregations: P-Agg (mean of H hypotheses), J-Agg per root source (``estimated`` from the 2D input and the
+intrinsics, ``ground_truth`` = the GT root trajectory, labelled "GT root", ``weak_perspective`` camera-free),
+and the ORACLES J-Best / P-Best that pick hypotheses with the ground truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from posediffusion.io_utils import save_npz_atomic, write_text_atomic
+from posediffusion.train import DataConfig, load_sequences
+
+log = logging.getLogger(__name__)
+
+AGGREGATIONS = ("p-agg", "j-agg", "j-best", "p-best")
+ROOT_SOURCES = ("estimated", "ground_truth", "weak_perspective")
+ROOT_LABELS = {"estimated": "estimated root", "ground_truth": "GT root",
+               "weak_perspective": "weak perspective"}
+METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve")
+METRIC_LABELS = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE"}
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation (every field is written into the report)."""
+
+    checkpoint: str
+    """A checkpoint folder, or a run folder holding ``best/`` / ``last/``."""
+    checkpoint_name: str | None = None
+    """Sub-folder of ``checkpoint`` to use (``best``, ``last``); ``None``: best if present, else last."""
+    hypotheses: int = 20
+    """H, hypotheses per window (the paper: 20)."""
+    steps: int = 10
+    """K, DDIM steps (the paper: 10); every step's estimate is scored."""
+    eta: float | None = None
+    """DDIM eta; ``None`` = the checkpoint's diffusion config."""
+    flip: bool = True
+    """Flip test-time augmentation."""
+    stride: int | None = None
+    """Window stride in frames; ``None`` = the window length (the published protocol)."""
+    aggregations: tuple[str, ...] = AGGREGATIONS
+    root_sources: tuple[str, ...] = ("estimated",)
+    """Root sources for J-Agg; ``ground_truth`` peeks at the GT trajectory (labelled "GT root")."""
+    p2: bool = False
+    """Also report P-MPJPE (protocol 2)."""
+    weights: str = "auto"
+    """``auto`` (EMA when the checkpoint has it), ``ema`` or ``raw``."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the checkpoint's DataConfig (dataset, data_dir, keypoints, subjects_test, actions,
+    max_frames_per_sequence, ...)."""
+    camera_ids: tuple[str, ...] | None = None
+    """Only sequences seen by these camera ids (``None`` = all)."""
+    max_sequences: int | None = None
+    """Only the first N test sequences (quick CPU checks; the report says so)."""
+    batch_size: int = 64
+    """Windows per sampler call."""
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        bad = [a for a in self.aggregations if a not in AGGREGATIONS]
+        bad += [r for r in self.root_sources if r not in ROOT_SOURCES]
+        if bad:
+            raise ValueError(f"unknown aggregation/root source {bad}; aggregations {AGGREGATIONS}, "
+                             f"root sources {ROOT_SOURCES}")
+        if min(self.hypotheses, self.steps, self.batch_size) < 1:
+            raise ValueError("hypotheses, steps and batch_size must be >= 1")
+        if self.weights not in ("auto", "ema", "raw"):
+            raise ValueError(f"weights must be auto, ema or raw, got {self.weights!r}")
+
+
+# ------------------------------------------------------------------------------------------ prediction
+
+
+def predict_sequences(model: torch.nn.Module, sequences: list, *, hypotheses: int, steps: int, flip: bool,
+                      stride: int | None, batch_size: int, generator: torch.Generator,
+                      eta: float | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Lift whole sequences: yields ``(index, hyps)`` per sequence, in order, as soon as it is complete.
+
+    Windows of all sequences are batched together (``batch_size`` windows per sampler call); overlapping
+    windows are averaged by ``merge_windows``.
+
+    Returns (per sequence): hyps (K, H, F, J, 3) metres, root-relative, on the model's device.
+    """
+    from posediffusion.data.windows import merge_windows, take_windows, window_starts
+
+    frames = model.config.model.frames
+    device = next(model.parameters()).device
+    starts = [window_starts(s.num_frames, frames, stride) for s in sequences]
+    plan = [(i, int(start)) for i, st in enumerate(starts) for start in st]
+    remaining = Counter(i for i, _ in plan)
+    pending: dict[int, list[torch.Tensor]] = defaultdict(list)
+    for first in range(0, len(plan), batch_size):
+        chunk = plan[first : first + batch_size]
+        x2d = np.stack([take_windows(sequences[i].keypoints_2d, [s], frames)[0] for i, s in chunk])
+        x2d = torch.from_numpy(x2d.astype(np.float32)).to(device)  # (B, T, J, 2)
+        out = model.sample(x2d, num_hypotheses=hypotheses, steps=steps, flip=flip, generator=generator,
+                           return_all_steps=True, eta=eta)  # (K, B, H, T, J, 3)
+        for b, (i, _) in enumerate(chunk):
+            pending[i].append(out[:, b])
+            remaining[i] -= 1
+            if remaining[i] == 0:
+                windows = torch.stack(pending.pop(i)).permute(0, 3, 1, 2, 4, 5)  # (N, T, K, H, J, 3)
+                merged = merge_windows(windows, starts[i], sequences[i].num_frames)  # (F, K, H, J, 3)
+                yield i, merged.permute(1, 2, 0, 3, 4)  # (K, H, F, J, 3)
+
+
+def window_mpjpe(model: torch.nn.Module, sequences: list, *, hypotheses: int = 1, steps: int = 2,
+                 max_windows: int = 128, batch_size: int = 64, seed: int = 0) -> float:
+    """Quick selection score: P-Agg MPJPE (mm) over the real frames of evenly spaced windows, no flip.
+
+    Used for per-epoch validation; ``max_windows`` bounds the cost.
+    """
+    from posediffusion.data.windows import WindowDataset
+
+    model.eval()
+    dataset = WindowDataset(sequences, model.config.model.frames)
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(max_windows, len(dataset))).round().astype(int))
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    total, count = 0.0, 0
+    for first in range(0, len(picks), batch_size):
+        items = [dataset[int(i)] for i in picks[first : first + batch_size]]
+        x2d = torch.stack([it["x2d"] for it in items]).to(device)
+        gt = torch.stack([it["x3d"] for it in items]).to(device)
+        valid = torch.stack([it["valid"] for it in items]).to(device)  # (B, T)
+        pred = model.sample(x2d, num_hypotheses=hypotheses, steps=steps, flip=False,
+                            generator=generator).mean(1)  # (B, T, J, 3)
+        errors = torch.linalg.vector_norm(pred - gt, dim=-1).mean(-1)  # (B, T)
+        total, count = total + float(errors[valid].sum()), count + int(valid.sum())
+    return total / max(count, 1) * 1000.0
+
+
+# ----------------------------------------------------------------------------------------- aggregation
+
+
+def aggregation_labels(config: EvalConfig) -> list[tuple[str, str, str | None]]:
+    """(label, aggregation, root source) of every estimate to score, in report order."""
+    labels = []
+    for agg in config.aggregations:
+        if agg == "p-agg":
+            labels.append(("P-Agg", agg, None))
+        elif agg == "j-agg":
+            labels += [(f"J-Agg ({ROOT_LABELS[r]})", agg, r) for r in config.root_sources]
+        else:
+            labels.append((f"{agg.upper()[0]}-Best (ORACLE)", agg, None))
+    return labels
+
+
+def aggregate(hyps: torch.Tensor, sequence: Any, aggregation: str, root_source: str | None) -> torch.Tensor:
+    """One estimate per step from hypotheses: (K, H, F, J, 3) -> (K, F, J, 3) metres."""
+    from posediffusion import aggregate as agg
+
+    gt = None if sequence.pose_3d is None else torch.from_numpy(sequence.pose_3d).to(hyps)
+    if aggregation == "p-agg":
+        return agg.pose_aggregate(hyps)
+    if aggregation == "j-agg":
+        root = None if sequence.trajectory is None else torch.from_numpy(sequence.trajectory).to(hyps)
+        keypoints = torch.from_numpy(sequence.keypoints_2d).to(hyps)
+        return agg.joint_aggregate(hyps, keypoints, sequence.camera, root=root, root_source=root_source)
+    if gt is None:
+        raise ValueError(f"{sequence.name}: oracle {aggregation} needs ground truth")
+    return agg.joint_best(hyps, gt) if aggregation == "j-best" else agg.pose_best(hyps, gt)
+
+
+# ------------------------------------------------------------------------------------------- scoring
+
+
+class ProtocolAccumulator:
+    """Sums of per-frame errors per (estimate label, metric, action), each a (K,) vector over steps."""
+
+    def __init__(self, metrics: tuple[str, ...]) -> None:
+        self.metrics = metrics
+        self.sums: dict[tuple[str, str, str], torch.Tensor] = {}
+        self.counts: dict[tuple[str, str, str], int] = defaultdict(int)
+
+    def add(self, label: str, action: str, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> None:
+        """pred (K, F, J, 3), gt (F, J, 3) metres, valid (F,) bool."""
+        from posediffusion import metrics as m
+
+        gt_k = gt.expand_as(pred)
+        for metric in self.metrics:
+            if metric == "mpjve":
+                if pred.shape[1] < 2:
+                    continue
+                per_frame, mask = m.mpjve(pred, gt_k, reduction="none"), valid[1:] & valid[:-1]
+            else:
+                per_frame, mask = getattr(m, metric)(pred, gt_k, reduction="none"), valid  # (K, F)
+            key = (label, metric, action)
+            total = per_frame[:, mask].double().sum(1).cpu() * 1000.0  # (K,) mm
+            self.sums[key] = self.sums.get(key, torch.zeros_like(total)) + total
+            self.counts[key] += int(mask.sum())
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """label -> metric -> {"per_step": [K] mean over actions, "per_action": {action: [K]}} in mm."""
+        out: dict[str, dict[str, Any]] = {}
+        for (label, metric, action), total in sorted(self.sums.items()):
+            count = self.counts[(label, metric, action)]
+            if count == 0:
+                continue
+            entry = out.setdefault(label, {}).setdefault(metric, {"per_action": {}})
+            entry["per_action"][action] = (total / count).tolist()
+        for per_metric in out.values():
+            for entry in per_metric.values():
+                values = np.array(list(entry["per_action"].values()))  # (A, K)
+                entry["per_step"] = values.mean(0).tolist()
+                entry["final"] = entry["per_step"][-1]
+        return out
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+def resolve_data(config: EvalConfig, run_config: dict[str, Any]) -> DataConfig:
+    """The checkpoint's DataConfig with ``config.data`` overrides applied (unknown keys: ``ValueError``)."""
+    stored = dict(run_config.get("data") or {})
+    unknown = sorted(set(config.data) - {f.name for f in dataclasses.fields(DataConfig)})
+    if unknown:
+        raise ValueError(f"unknown data setting(s) {unknown}")
+    data = DataConfig(**{**stored, **config.data})
+    from posediffusion.train import H36M_TEST_SUBJECTS
+
+    if data.subjects_test is None and not data.is_3dhp:
+        data.subjects_test = list(H36M_TEST_SUBJECTS)
+    return data
+
+
+def select_sequences(sequences: list, config: EvalConfig) -> list:
+    """Apply the camera and count subsets of ``config``."""
+    if config.camera_ids is not None:
+        sequences = [s for s in sequences if str(s.camera_id) in set(config.camera_ids)]
+        if not sequences:
+            raise ValueError(f"no test sequence is seen by cameras {list(config.camera_ids)}")
+    if config.max_sequences is not None:
+        sequences = sequences[: config.max_sequences]
+    return sequences
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns: the JSON-ready report and, per sequence, the final-step estimates."""
+
+    report: dict[str, Any]
+    predictions: dict[str, dict[str, np.ndarray]]
+    """label -> sequence name -> (F, J, 3) metres at the last DDIM step."""
+    spread: dict[str, np.ndarray]
+    """sequence name -> (F, J) metres, mean distance of the hypotheses from P-Agg (last step)."""
+    sequences: list
+
+
+def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None) -> Evaluation:
+    """Evaluate a checkpoint as configured; see the module docstring.
+
+    Args:
+        config: the settings.
+        keep: ``keep(sequence)`` says whose final-step estimates to return (3DHP export, rendering);
+            ``None`` keeps none (they are large for a full Human3.6M test set).
+    """
+    from posediffusion.checkpoint import load_model
+    from posediffusion.train import resolve_device
+
+    device = resolve_device(config.device)
+    ema = None if config.weights == "auto" else config.weights == "ema"
+    model, checkpoint = load_model(config.checkpoint, config.checkpoint_name, ema=ema, device=device)
+    data = resolve_data(config, checkpoint.run_config)
+    sequences = select_sequences(load_sequences(data, "test"), config)
+    metrics = tuple(m for m in METRICS if m != "p_mpjpe" or config.p2)
+    labels = aggregation_labels(config)
+    accumulator = ProtocolAccumulator(metrics)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    predictions: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    spread: dict[str, np.ndarray] = {}
+    frames_scored = 0
+    for index, hyps in predict_sequences(model, sequences, hypotheses=config.hypotheses, steps=config.steps,
+                                         flip=config.flip, stride=config.stride,
+                                         batch_size=config.batch_size, generator=generator, eta=config.eta):
+        seq = sequences[index]
+        gt = torch.from_numpy(seq.pose_3d).to(hyps)
+        valid = torch.from_numpy(np.asarray(seq.valid, dtype=bool)).to(hyps.device)
+        frames_scored += int(valid.sum())
+        keep_predictions = keep is not None and keep(seq)
+        for label, aggregation, root_source in labels:
+            estimate = aggregate(hyps, seq, aggregation, root_source)  # (K, F, J, 3)
+            accumulator.add(label, seq.action_group, estimate, gt, valid)
+            if keep_predictions:
+                predictions[label][seq.name] = estimate[-1].cpu().numpy()
+        if keep_predictions:
+            mean = hyps[-1].mean(0, keepdim=True)  # (1, F, J, 3)
+            spread[seq.name] = torch.linalg.vector_norm(hyps[-1] - mean, dim=-1).mean(0).cpu().numpy()
+        log.info("evaluated %s (%d/%d)", seq.name, index + 1, len(sequences))
+    report = build_report(config, checkpoint, data, sequences, accumulator.results(), labels, frames_scored)
+    return Evaluation(report, dict(predictions), spread, sequences)
+
+
+def build_report(config: EvalConfig, checkpoint: Any, data: DataConfig, sequences: list,
+                 results: dict[str, Any], labels: list, frames_scored: int) -> dict[str, Any]:
+    """The JSON report: every setting that shaped the numbers, then the numbers."""
+    selection = checkpoint.metadata.get("selection", {})
+    model_config = checkpoint.model_config
+    return {
+        "settings": {
+            "checkpoint": str(checkpoint.path),
+            "checkpoint_kind": checkpoint.metadata.get("kind"),
+            "weights": checkpoint.metadata.get("weights"),
+            "preset": checkpoint.metadata.get("preset"),
+            "model": model_config,
+            "trained_epochs": checkpoint.metadata.get("progress", {}).get("epoch"),
+            "trained_steps": checkpoint.metadata.get("progress", {}).get("global_step"),
+            "selection_split": selection.get("split"),
+            "select_on_test": bool(selection.get("select_on_test", False)),
+            "hypotheses": config.hypotheses,
+            "steps": config.steps,
+            "eta": config.eta if config.eta is not None else model_config.get("diffusion", {}).get("eta"),
+            "flip": config.flip,
+            "window_frames": model_config.get("model", {}).get("frames"),
+            "window_stride": config.stride or model_config.get("model", {}).get("frames"),
+            "root_sources": list(config.root_sources),
+            "aggregations": [label for label, _, _ in labels],
+            "data": dataclasses.asdict(data),
+            "camera_ids": None if config.camera_ids is None else list(config.camera_ids),
+            "max_sequences": config.max_sequences,
+            "sequences": len(sequences),
+            "frames_scored": frames_scored,
+            "seed": config.seed,
+        },
+        "protocol": "per action: mean over all scored frames of the test subjects and cameras (takes "
+                    "merged); reported value: mean over actions; millimetres (MPJVE: mm/frame); per_step[k] "
+                    "is DDIM step k+1; labels marked ORACLE use the ground truth",
+        "results": {label: results[label] for label, _, _ in labels if label in results},
+    }
+
+
+def format_report(report: dict[str, Any], per_action: bool = False) -> str:
+    """Plain-text tables of a report: final step per estimate, MPJPE per DDIM step, optional per action."""
+    s, results = report["settings"], report["results"]
+    metrics = [m for m in METRICS if any(m in r for r in results.values())]
+    kind = (f"best on the {s['selection_split']} split" if s["checkpoint_kind"] == "best"
+            else f"{s['checkpoint_kind']} checkpoint")
+    head = (f"checkpoint {s['checkpoint']} ({s['weights']} weights, preset {s['preset']}, {kind}"
+            f"{' [TEST SPLIT SELECTION]' if s['select_on_test'] else ''})\n"
+            f"data {s['data']['dataset']}/{s['data']['keypoints']} subjects {s['data']['subjects_test']}: "
+            f"{s['sequences']} sequences, {s['frames_scored']} frames; H={s['hypotheses']} K={s['steps']} "
+            f"eta={s['eta']} flip={s['flip']} window {s['window_frames']}/{s['window_stride']}\n")
+    width = max(len(label) for label in results) if results else 10
+    lines = [head, f"{'estimate':<{width}}  " + "  ".join(f"{METRIC_LABELS[m]:>8}" for m in metrics)]
+    for label, values in results.items():
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{values[m]['final']:8.2f}" if m in values else
+                                                        f"{'-':>8}" for m in metrics))
+    lines += ["", "MPJPE (mm) per DDIM step", f"{'estimate':<{width}}  " + "  ".join(
+        f"{'k=' + str(k + 1):>7}" for k in range(s["steps"]))]
+    for label, values in results.items():
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{v:7.2f}" for v in values["mpjpe"]["per_step"]))
+    if per_action:
+        lines += ["", "MPJPE (mm) per action, last step"]
+        for label, values in results.items():
+            row = ", ".join(f"{a} {v[-1]:.1f}" for a, v in values["mpjpe"]["per_action"].items())
+            lines.append(f"{label}: {row}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> Path:
+    """Write the JSON report atomically."""
+    write_text_atomic(path, json.dumps(report, indent=2))
+    return Path(path)
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def export_3dhp(evaluation: Evaluation, out_dir: str | Path, primary: str = "P-Agg") -> dict[str, Path]:
+    """Write 3DHP predictions for eval-3dhp: one npz per non-oracle estimate, ``PRED.npz`` = ``primary``.
+
+    Each file maps "TS1".. -> (F, 17, 3) float mm, 3DHP joint order, root-relative, last DDIM step.
+    """
+    from posediffusion.eval_3dhp import predictions_from_h36m
+
+    out_dir, written = Path(out_dir), {}
+    for label, per_sequence in evaluation.predictions.items():
+        if "ORACLE" in label:
+            continue
+        by_name = {seq.subject: per_sequence[seq.name] for seq in evaluation.sequences}
+        arrays = {k: v.astype(np.float32) for k, v in predictions_from_h36m(by_name, unit="m").items()}
+        path = out_dir / f"PRED_{_slug(label)}.npz"
+        save_npz_atomic(path, **arrays)
+        written[label] = path
+        if label == primary:
+            save_npz_atomic(out_dir / "PRED.npz", **arrays)
+            written["PRED"] = out_dir / "PRED.npz"
+    return written
+
+
+def score_3dhp(prediction_file: Path, gt_dir: str | Path, out_dir: str | Path,
+               annot_key: str = "annot3") -> dict[str, Any]:
+    """Official 3DHP tables for a PRED npz (only the predicted sequences are scored; the summary says so)."""
+    from posediffusion import eval_3dhp
+
+    with np.load(prediction_file) as npz:
+        predictions = {k: npz[k] for k in npz.files}
+    annotations = eval_3dhp.load_test_annotations(gt_dir)
+    missing = sorted(set(predictions) - set(annotations))
+    if missing:
+        raise ValueError(f"{gt_dir}: no annotations for predicted sequence(s) {missing}")
+    annotations = {k: v for k, v in annotations.items() if k in predictions}
+    result = eval_3dhp.evaluate_predictions(annotations, predictions, annot_key=annot_key)
+    eval_3dhp.write_report(result, out_dir)
+    return {"tables": eval_3dhp.format_tables(result), "sequences": sorted(annotations),
+            "mean_of_sequences": result.mean_of_sequences, "annot_key": annot_key}
+
+
+def render_sequence(evaluation: Evaluation, subject: str, action: str, camera: str, out_path: str | Path,
+                    label: str = "P-Agg", max_frames: int | None = None) -> Path:
+    """Render the REAL prediction of one evaluated sequence (2D input, estimate, GT, hypothesis spread).
+
+    ``camera`` is a camera id or an index into the subject's cameras in load order.
+    """
+    from posediffusion.camera import image_coordinates
+    from posediffusion.render import render_animation
+
+    candidates = [s for s in evaluation.sequences if s.subject == subject and s.action == action]
+    by_index = camera.isdigit() and not any(s.camera_id == camera for s in candidates)
+    if by_index and int(camera) < len(candidates):
+        candidates = [candidates[int(camera)]]
+    else:
+        candidates = [s for s in candidates if s.camera_id == camera]
+    if not candidates:
+        names = sorted({f"{s.subject}/{s.action}" for s in evaluation.sequences})[:10]
+        raise ValueError(f"no evaluated sequence {subject}/{action}/camera {camera}; evaluated: {names}...")
+    seq = candidates[0]
+    if label not in evaluation.predictions:
+        raise ValueError(f"no {label!r} estimate; evaluated: {sorted(evaluation.predictions)}")
+    cam = seq.camera or {}
+    size = (int(cam["res_w"]), int(cam["res_h"])) if "res_w" in cam else None
+    keypoints = image_coordinates(seq.keypoints_2d, *size) if size else seq.keypoints_2d
+    return render_animation(keypoints, evaluation.predictions[label][seq.name], out_path,
+                            ground_truth=seq.pose_3d, uncertainty=evaluation.spread.get(seq.name),
+                            fps=seq.fps, image_size=size, title=f"{seq.name} - {label}",
+                            max_frames=max_frames)

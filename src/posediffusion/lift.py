@@ -1,0 +1,295 @@
+"""In-the-wild lifting: a 2D keypoint track of any length -> 3D poses, hypotheses and per-joint uncertainty.
+
+The model takes windows of exactly ``T = config.model.frames`` frames. A clip of F frames is cut into
+overlapping windows (``data.windows.window_starts`` with stride ``T // 2`` by default), windows are lifted
+in batches (H hypotheses folded into the batch, flip test-time augmentation batched with the original),
+aggregated per window, and merged back with a Hann taper so window seams do not show. Memory is bounded:
+only the merged (F, 17, 3) sums are kept unless all hypotheses are requested.
+
+Aggregation is camera-free by default (J-Agg with a weak-perspective fit: for each joint and frame the
+hypothesis whose reprojection is nearest the input keypoint), since in-the-wild input has no calibration;
+``aggregation="pose"`` takes the mean of the hypotheses (P-Agg).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from posediffusion.aggregate import joint_aggregate, pose_aggregate
+from posediffusion.camera import normalize_screen
+from posediffusion.data.windows import take_windows, window_frame_indices, window_starts, window_weights
+
+log = logging.getLogger(__name__)
+
+AGGREGATIONS = ("joint", "pose")
+
+
+@dataclass
+class LiftResult:
+    """Output of :func:`lift_keypoints`.
+
+    Attributes:
+        pose_3d: (F, 17, 3) float32, metres, root-relative, camera-aligned axes (x right, y down, z forward).
+        uncertainty: (F, 17) float32, metres: mean distance of the hypotheses from their mean per joint.
+        keypoints_2d: (F, 17, 2) float32 input pixels (gaps filled).
+        image_size: (width, height).
+        hypotheses: (H, F, 17, 3) float32 or ``None`` (only when requested).
+        filled: (F, 17) bool, joints that were missing in the input and filled over time.
+        settings: everything needed to reproduce the result (checkpoint, H, K, flip, aggregation, ...).
+    """
+
+    pose_3d: np.ndarray
+    uncertainty: np.ndarray
+    keypoints_2d: np.ndarray
+    image_size: tuple[int, int]
+    hypotheses: np.ndarray | None = None
+    filled: np.ndarray | None = None
+    fps: float = 50.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path, ground_truth: np.ndarray | None = None) -> Path:
+        """Write the npz read by ``posediffusion render`` (atomic)."""
+        from posediffusion.io_utils import save_npz_atomic
+
+        arrays: dict[str, Any] = {
+            "pose_3d": self.pose_3d, "uncertainty": self.uncertainty, "keypoints_2d": self.keypoints_2d,
+            "image_size": np.asarray(self.image_size, dtype=np.int64), "fps": np.float32(self.fps),
+            "settings": np.asarray(_json(self.settings)),
+        }
+        if self.hypotheses is not None:
+            arrays["hypotheses"] = self.hypotheses
+        if self.filled is not None:
+            arrays["filled"] = self.filled
+        if ground_truth is not None:
+            arrays["ground_truth"] = np.asarray(ground_truth, dtype=np.float32)
+        save_npz_atomic(path, **arrays)
+        return Path(path)
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write pose, uncertainty and settings as JSON (frames x joints x xyz, metres)."""
+        from posediffusion.io_utils import write_text_atomic
+
+        payload = {"units": "metres", "joint_order": "h36m17", "fps": self.fps, "settings": self.settings,
+                   "pose_3d": np.round(self.pose_3d, 5).tolist(),
+                   "uncertainty": np.round(self.uncertainty, 5).tolist()}
+        write_text_atomic(path, _json(payload))
+        return Path(path)
+
+    def save_csv(self, path: str | Path) -> Path:
+        """Write a long CSV: ``frame,joint,x,y,z,uncertainty`` (metres)."""
+        from posediffusion.io_utils import write_text_atomic
+        from posediffusion.skeleton import H36M_17
+
+        lines = ["frame,joint,x,y,z,uncertainty"]
+        for f in range(len(self.pose_3d)):
+            for j, name in enumerate(H36M_17.joints):
+                x, y, z = self.pose_3d[f, j]
+                lines.append(f"{f},{name},{x:.5f},{y:.5f},{z:.5f},{self.uncertainty[f, j]:.5f}")
+        write_text_atomic(path, "\n".join(lines) + "\n")
+        return Path(path)
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=1, default=str)
+
+
+def _check_track(pixels: np.ndarray, image_size: tuple[int, int], frames: int) -> None:
+    if pixels.ndim != 3 or pixels.shape[1:] != (17, 2):
+        raise ValueError(f"keypoints must be (F, 17, 2) pixels in Human3.6M order, got {pixels.shape}")
+    if len(pixels) < 2:
+        raise ValueError(f"need at least 2 frames to lift, got {len(pixels)}")
+    if not np.isfinite(pixels).all():
+        raise ValueError("keypoints contain NaN or infinite values; fill gaps first (load_keypoints does)")
+    w, h = image_size
+    if w <= 0 or h <= 0:
+        raise ValueError(f"image size must be positive, got {image_size}")
+    if np.abs(pixels).max() == 0:
+        raise ValueError("keypoints are all zero")
+    log.debug("lifting %d frames in %d-frame windows", len(pixels), frames)
+
+
+@torch.no_grad()
+def lift_keypoints(
+    keypoints: np.ndarray,
+    image_size: tuple[int, int],
+    model: torch.nn.Module,
+    *,
+    hypotheses: int = 5,
+    steps: int = 5,
+    flip: bool = True,
+    aggregation: str = "joint",
+    stride: int | None = None,
+    batch_windows: int = 8,
+    keep_hypotheses: bool = False,
+    seed: int = 0,
+    progress: bool = False,
+) -> LiftResult:
+    """Lift an (F, 17, 2) pixel track of any length F >= 2 to 3D.
+
+    Args:
+        keypoints: (F, 17, 2) pixels, Human3.6M joint order, NaN-free.
+        image_size: (width, height) of the video, pixels.
+        model: a :class:`posediffusion.PoseDiffusion` (eval mode; its device is used).
+        hypotheses: H >= 1 samples per window.
+        steps: K >= 1 DDIM steps.
+        flip: flip test-time augmentation.
+        aggregation: ``"joint"`` (camera-free J-Agg, weak perspective) or ``"pose"`` (P-Agg, the mean).
+        stride: window stride (default T // 2, at least 1): overlap smooths window seams.
+        batch_windows: windows per network batch (memory ~ batch_windows x H x T).
+        keep_hypotheses: also return all (H, F, 17, 3) hypotheses, merged over windows.
+        seed: makes the result deterministic.
+        progress: show a tqdm bar.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    pixels = np.asarray(keypoints, dtype=np.float32)
+    frames = model.config.model.frames
+    _check_track(pixels, image_size, frames)
+    num_frames = len(pixels)
+    stride = max(frames // 2, 1) if stride is None else stride
+    starts = window_starts(num_frames, frames, stride)
+    device = next(model.parameters()).device
+    image_size = (int(image_size[0]), int(image_size[1]))
+    normalised = torch.as_tensor(normalize_screen(pixels, *image_size).astype(np.float32),
+                                 device=device)  # (F, 17, 2)
+    generator = torch.Generator().manual_seed(seed)
+    taper = window_weights(frames, "hann")  # (T,)
+
+    sums = np.zeros((num_frames, 17, 3))
+    spread_sums = np.zeros((num_frames, 17))
+    hyp_sums = np.zeros((hypotheses, num_frames, 17, 3)) if keep_hypotheses else None
+    weight_sum = np.zeros(num_frames)
+    batches = [starts[i : i + batch_windows] for i in range(0, len(starts), batch_windows)]
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc="lifting", unit="batch")
+    for batch_starts in batches:
+        x2d = take_windows(normalised, batch_starts, frames)  # (n, T, 17, 2)
+        hyps = model.sample(x2d, num_hypotheses=hypotheses, steps=steps, flip=flip, generator=generator)
+        # hyps: (n, H, T, 17, 3)
+        if aggregation == "joint":
+            agg = joint_aggregate(hyps, x2d, camera=None, root_source="weak_perspective")  # (n, T, 17, 3)
+        else:
+            agg = pose_aggregate(hyps)
+        spread = (hyps - hyps.mean(dim=1, keepdim=True)).norm(dim=-1).mean(dim=1)  # (n, T, 17)
+        index, inside = window_frame_indices(batch_starts, frames, num_frames)  # (n, T)
+        w = np.broadcast_to(taper, index.shape)[inside]  # (M,)
+        rows = index[inside]
+        np.add.at(weight_sum, rows, w)
+        np.add.at(sums, rows, agg.cpu().double().numpy()[inside] * w[:, None, None])
+        np.add.at(spread_sums, rows, spread.cpu().double().numpy()[inside] * w[:, None])
+        if hyp_sums is not None:
+            per_hyp = hyps.transpose(0, 1).cpu().double().numpy()[:, inside]  # (H, M, 17, 3)
+            for h in range(hypotheses):
+                np.add.at(hyp_sums[h], rows, per_hyp[h] * w[:, None, None])
+    pose = (sums / weight_sum[:, None, None]).astype(np.float32)
+    pose -= pose[:, :1]  # merging keeps the root at 0; guard against rounding
+    all_hyps = None if hyp_sums is None else (hyp_sums / weight_sum[None, :, None, None]).astype(np.float32)
+    label = "J-Agg (camera-free, weak perspective)" if aggregation == "joint" else "P-Agg"
+    result = LiftResult(
+        pose_3d=pose,
+        uncertainty=(spread_sums / weight_sum[:, None]).astype(np.float32),
+        keypoints_2d=pixels,
+        image_size=image_size,
+        hypotheses=all_hyps,
+        settings={"hypotheses": hypotheses, "steps": steps, "flip": flip, "seed": seed, "stride": stride,
+                  "aggregation": label,
+                  "frames_per_window": frames, "windows": len(starts)},
+    )
+    return result
+
+
+def lift_file(
+    path: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    format: str = "auto",
+    image_size: tuple[int, int] | None = None,
+    min_confidence: float = 0.3,
+    person: int | None = None,
+    device: str = "cpu",
+    **options: Any,
+) -> LiftResult:
+    """Read a keypoint file (any supported format), lift it, and return the result.
+
+    ``checkpoint=None`` uses the bundled CPU model. ``options`` go to :func:`lift_keypoints`.
+    """
+    from posediffusion.data.keypoints import load_keypoints
+
+    track = load_keypoints(path, format=format, image_size=image_size, min_confidence=min_confidence,
+                           person=person)
+    model, source = load_lifter(checkpoint, device=device)
+    result = lift_keypoints(track.pixels, track.image_size, model, **options)
+    result.filled = track.filled
+    result.fps = float(track.fps or 50.0)
+    result.settings.update({"checkpoint": source, "input": str(path), "format": track.source_format,
+                            "filled_joints": int(track.filled.sum())})
+    return result
+
+
+def bundled_checkpoint() -> Path:
+    """Folder of the small CPU model shipped in the package (see docs/bundled-model.md)."""
+    from importlib.resources import files
+
+    return Path(str(files("posediffusion") / "assets" / "cmu_small"))
+
+
+def load_lifter(checkpoint: str | Path | None, device: str = "cpu") -> tuple[torch.nn.Module, str]:
+    """Load a model for lifting: a checkpoint path, or the bundled model when ``None``."""
+    from posediffusion.checkpoint import load_model
+
+    path = bundled_checkpoint() if checkpoint is None else Path(checkpoint)
+    if not path.exists():
+        hint = " (the bundled model is missing from this install)" if checkpoint is None else ""
+        raise FileNotFoundError(f"checkpoint not found: {path}{hint}")
+    model, _ = load_model(path, device=device)
+    return model, str(path)
+
+
+def bundled_sample() -> Path:
+    """The bundled demo keypoints (held-out CMU motion, detector-like 2D, with ground truth)."""
+    from importlib.resources import files
+
+    return Path(str(files("posediffusion") / "assets" / "sample_keypoints.npz"))
+
+
+def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int = 5, steps: int = 5,
+         render: bool = True) -> dict[str, Any]:
+    """Lift the bundled sample, score it against its ground truth, write npz (+ gif); return a report."""
+    from posediffusion.metrics import mpjpe, p_mpjpe
+
+    sample = np.load(bundled_sample())
+    gt = sample["ground_truth"]
+    image_size = (int(sample["image_size"][0]), int(sample["image_size"][1]))
+    model, source = load_lifter(checkpoint)
+    metrics: dict[str, dict[str, float]] = {}
+    results = {}
+    for aggregation, label in (("joint", "J-Agg (camera-free, weak perspective)"), ("pose", "P-Agg")):
+        result = lift_keypoints(sample["keypoints"], image_size, model, hypotheses=hypotheses, steps=steps,
+                                aggregation=aggregation, seed=0)
+        results[aggregation] = result
+        metrics[f"{label}, H={hypotheses}"] = {"mpjpe": 1000 * mpjpe(result.pose_3d, gt),
+                                               "p_mpjpe": 1000 * p_mpjpe(result.pose_3d, gt)}
+    result = results["joint"]
+    result.fps = float(sample["fps"])
+    result.settings.update({"checkpoint": source, "input": "bundled sample"})
+    out_dir = Path(out_dir)
+    written = [result.save(out_dir / "demo_prediction.npz", ground_truth=gt)]
+    if render:
+        from posediffusion.render import render_animation
+
+        written.append(render_animation(result.keypoints_2d, result.pose_3d, out_dir / "demo.gif",
+                                        ground_truth=gt, uncertainty=result.uncertainty, fps=result.fps,
+                                        image_size=image_size, title="posediffusion demo (held-out CMU)",
+                                        stride=2, max_frames=150))
+    return {"description": str(sample["description"]), "frames": len(gt), "hypotheses": hypotheses,
+            "steps": steps, "model": source, "metrics_mm": metrics, "written": written}

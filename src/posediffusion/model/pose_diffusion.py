@@ -1,0 +1,151 @@
+"""``PoseDiffusion``: the public model - denoiser + noise schedule + config, with training loss and sampling.
+
+The model takes windows of exactly ``config.model.frames`` frames; longer sequences are cut into windows
+by the callers (``posediffusion.data.windows``) and merged back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from posediffusion import diffusion
+from posediffusion.config import PoseDiffusionConfig, preset
+from posediffusion.model.denoiser import Denoiser
+from posediffusion.skeleton import H36M_17
+
+
+class PoseDiffusion(nn.Module):
+    """PoseDiffusion+ lifter: (B, T, 17, 2) normalised 2D windows -> (B, H, T, 17, 3) metres, root-relative.
+
+    Attributes:
+        config: the :class:`~posediffusion.config.PoseDiffusionConfig` it was built from.
+        denoiser: the x0-predicting :class:`~posediffusion.model.denoiser.Denoiser`.
+        schedule: the cosine noise schedule (a submodule, so ``.to(device)`` moves it).
+    """
+
+    def __init__(self, config: PoseDiffusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.denoiser = Denoiser(config.model, H36M_17)
+        self.schedule = diffusion.CosineSchedule(num_steps=config.diffusion.num_steps, s=config.diffusion.s)
+        self.register_buffer(
+            "flip_permutation", torch.from_numpy(H36M_17.flip_permutation()), persistent=False
+        )  # (J,)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> PoseDiffusion:
+        """Build preset ``name`` ("paper", "base", "small", "tiny") with overrides of any config field."""
+        return cls(preset(name, **overrides))
+
+    @classmethod
+    def from_config(cls, config: PoseDiffusionConfig) -> PoseDiffusion:
+        """Build from a config (e.g. one stored in a checkpoint)."""
+        return cls(config)
+
+    def training_loss(self, x2d: Tensor, x3d: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Scalar x0-prediction loss (MPJPE in metres [+ velocity term]) at one random timestep per window.
+
+        Args:
+            x2d: (B, T, 17, 2) normalised screen coordinates, T == config.model.frames.
+            x3d: (B, T, 17, 3) ground truth, metres, root-relative.
+            generator: makes the timesteps and noise deterministic.
+        """
+        self._check_input(x2d)
+        if x3d.shape != (*x2d.shape[:-1], 3):
+            raise ValueError(f"x3d must be {(*x2d.shape[:-1], 3)} to match x2d, got {tuple(x3d.shape)}")
+        if not torch.isfinite(x3d).all():
+            raise ValueError("x3d contains NaN or infinite values")
+        d = self.config.diffusion
+        cond = self.denoiser.encode_condition(x2d)
+        return diffusion.training_loss(
+            self.denoiser,
+            x3d,
+            cond,
+            self.schedule,
+            scale=d.scale,
+            clamp=d.clamp,
+            velocity_weight=d.velocity_weight,
+            generator=generator,
+        )
+
+    @torch.no_grad()
+    def sample(
+        self,
+        x2d: Tensor,
+        num_hypotheses: int = 1,
+        steps: int = 1,
+        flip: bool = True,
+        generator: torch.Generator | None = None,
+        return_all_steps: bool = False,
+        eta: float | None = None,
+    ) -> Tensor:
+        """Draw 3D hypotheses with DDIM.
+
+        Args:
+            x2d: (B, T, 17, 2) normalised screen coordinates, T == config.model.frames (window longer
+                sequences with ``posediffusion.data.windows``).
+            num_hypotheses: H >= 1, folded into the batch.
+            steps: K >= 1 DDIM steps.
+            flip: flip test-time augmentation (mirrored copy batched with the original).
+            generator: makes the samples deterministic.
+            return_all_steps: also return the x0 estimate of every step.
+            eta: DDIM stochasticity; ``None`` = ``config.diffusion.eta``.
+
+        Returns:
+            (B, H, T, 17, 3), or (K, B, H, T, 17, 3) with ``return_all_steps``; metres, root exactly 0.
+        """
+        self._check_input(x2d)
+        if num_hypotheses < 1 or steps < 1:
+            raise ValueError(f"num_hypotheses and steps must be >= 1, got {num_hypotheses} and {steps}")
+        d = self.config.diffusion
+        perm = self.flip_permutation
+        windows = torch.cat([x2d, _flip_2d(x2d, perm)]) if flip else x2d  # (2B | B, T, J, 2)
+        cond = self.denoiser.encode_condition(windows)
+        out = diffusion.ddim_sample(
+            self.denoiser,
+            cond,
+            (x2d.shape[0], x2d.shape[1], x2d.shape[2], 3),
+            self.schedule,
+            num_hypotheses=num_hypotheses,
+            steps=steps,
+            eta=d.eta if eta is None else eta,
+            scale=d.scale,
+            clamp=d.clamp,
+            flip_permutation=perm if flip else None,
+            smoothing=d.smoothing if self.config.model.energy_regulator else 0.0,
+            generator=generator,
+            return_all_steps=return_all_steps,
+        )
+        return out - out[..., :1, :]  # root exactly 0
+
+    def count_parameters(self, trainable_only: bool = True) -> int:
+        """Number of (trainable) parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def flops_per_frame(self) -> float:
+        """Analytic matmul FLOPs of one denoiser evaluation per frame (x2 per step with flip)."""
+        return self.denoiser.flops_per_frame()
+
+    def _check_input(self, x2d: Tensor) -> None:
+        """Raise ``ValueError`` unless x2d is a finite (B, frames, 17, 2) float tensor."""
+        cfg = self.config.model
+        if not isinstance(x2d, Tensor) or not x2d.is_floating_point():
+            raise ValueError(f"x2d must be a floating-point torch.Tensor, got {type(x2d).__name__}")
+        if x2d.ndim != 4 or x2d.shape[2:] != (cfg.num_joints, 2) or x2d.shape[0] < 1:
+            raise ValueError(f"x2d must be (B, T, {cfg.num_joints}, 2), got {tuple(x2d.shape)}")
+        if x2d.shape[1] != cfg.frames:
+            raise ValueError(
+                f"x2d has {x2d.shape[1]} frames but this model takes exactly {cfg.frames}: cut sequences "
+                "into windows with posediffusion.data.windows"
+            )
+        if not torch.isfinite(x2d).all():
+            raise ValueError("x2d contains NaN or infinite values")
+
+
+def _flip_2d(x2d: Tensor, perm: Tensor) -> Tensor:
+    """Mirror 2D keypoints (B, T, J, 2): negate x and swap left/right joints."""
+    flipped = x2d.index_select(-2, perm.to(x2d.device))
+    return flipped * torch.tensor([-1.0, 1.0], dtype=x2d.dtype, device=x2d.device)

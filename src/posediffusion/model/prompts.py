@@ -1,0 +1,111 @@
+"""Contextual motion prompts (CMP): a semantic layout branch and a motion state branch.
+
+* :class:`SemanticPrompts` - 7 trainable prompt tokens (``skeleton.BODY_PARTS`` + "body"). Each joint's
+  input token receives its part's prompt; spatial blocks cross-attend from joints to all 7 prompts.
+  Tokens start from stored sentence embeddings of part descriptions (``assets/part_prompts.npy``, made
+  offline by ``assets/make_part_prompts.py``) or from a seeded random draw; they are parameters and learn.
+* :class:`MotionPrompts` - per-frame features of the 2D input's dynamics (velocity, acceleration, per-part
+  speed) -> MLP -> a (B, T, D) prompt added to the timestep embedding that modulates the blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from posediffusion.skeleton import BODY_PARTS, Skeleton
+
+logger = logging.getLogger(__name__)
+
+PROMPT_NAMES = (*BODY_PARTS, "body")
+PROMPT_ASSET = Path(__file__).resolve().parent / "assets" / "part_prompts.npy"
+PROMPT_EMBED_DIM = 384
+#: 2D motion features are multiplied by this before the MLP: normalised-screen velocities are ~0.001-0.05
+#: per frame at 50 fps, so x20 brings them near unit scale.
+MOTION_FEATURE_SCALE = 20.0
+
+
+def temporal_difference(x: Tensor) -> Tensor:
+    """Backward finite difference along dim 1, edge-replicated: (B, T, ...) -> (B, T, ...).
+
+    ``d[:, t] = x[:, t] - x[:, t-1]`` for t >= 1 and ``d[:, 0] = d[:, 1]``; all zeros when T == 1.
+    """
+    if x.shape[1] < 2:
+        return torch.zeros_like(x)
+    d = x[:, 1:] - x[:, :-1]  # (B, T-1, ...)
+    return torch.cat([d[:, :1], d], dim=1)  # (B, T, ...)
+
+
+class SemanticPrompts(nn.Module):
+    """Seven trainable body-part prompt tokens projected to width D.
+
+    Args:
+        skeleton: gives each joint's part (``Skeleton.part_of_joint``).
+        width: D.
+        init: "text" (stored sentence embeddings; falls back to "random" if the asset is missing) or
+            "random" (seeded normal draw, std 1/sqrt(384)).
+    """
+
+    def __init__(self, skeleton: Skeleton, width: int, init: str = "text") -> None:
+        super().__init__()
+        self.tokens = nn.Parameter(_initial_tokens(init))  # (7, 384)
+        self.project = nn.Linear(PROMPT_EMBED_DIM, width)
+        self.register_buffer("part_index", torch.from_numpy(skeleton.part_of_joint()), persistent=False)
+
+    def forward(self) -> Tensor:
+        """(7, D) projected prompt tokens, rows in ``PROMPT_NAMES`` order."""
+        return self.project(self.tokens)
+
+    def joint_tokens(self, prompts: Tensor) -> Tensor:
+        """(J, D) each joint's part prompt, taken from ``prompts`` (7, D)."""
+        return prompts[self.part_index]
+
+
+def _initial_tokens(init: str) -> Tensor:
+    """(7, 384) float32 initial prompt tokens."""
+    if init == "text" and PROMPT_ASSET.is_file():
+        tokens = np.load(PROMPT_ASSET)
+        if tokens.shape != (len(PROMPT_NAMES), PROMPT_EMBED_DIM):
+            raise ValueError(f"{PROMPT_ASSET}: expected shape (7, 384), got {tokens.shape}")
+        return torch.from_numpy(tokens.astype(np.float32))
+    if init == "text":
+        logger.warning("%s missing: semantic prompts start from a seeded random draw", PROMPT_ASSET)
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(len(PROMPT_NAMES), PROMPT_EMBED_DIM, generator=generator) / PROMPT_EMBED_DIM**0.5
+
+
+class MotionPrompts(nn.Module):
+    """Per-frame motion-state prompt from the 2D input.
+
+    features_t = 20 * concat(v_t (J*2), a_t (J*2), part speed_t (6)), v/a = edge-replicated finite
+    differences, part speed = mean |v| over the joints of each body part; prompt_t = MLP(features_t).
+
+    Shapes:
+        x2d (B, T, J, 2) -> (B, T, D).
+    """
+
+    def __init__(self, skeleton: Skeleton, width: int) -> None:
+        super().__init__()
+        num_features = 4 * skeleton.num_joints + len(BODY_PARTS)
+        part_matrix = torch.zeros(skeleton.num_joints, len(BODY_PARTS))  # (J, 6) mean over each part
+        for k, part in enumerate(BODY_PARTS):
+            joints = list(skeleton.parts[part])
+            part_matrix[joints, k] = 1.0 / len(joints)
+        self.register_buffer("part_matrix", part_matrix, persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(num_features, width), nn.GELU(), nn.Linear(width, width))
+
+    def features(self, x2d: Tensor) -> Tensor:
+        """(B, T, J, 2) -> (B, T, 4J + 6) scaled motion features."""
+        velocity = temporal_difference(x2d)  # (B, T, J, 2)
+        acceleration = temporal_difference(velocity)  # (B, T, J, 2)
+        part_speed = velocity.norm(dim=-1) @ self.part_matrix.to(x2d.dtype)  # (B, T, 6)
+        flat = [velocity.flatten(2), acceleration.flatten(2), part_speed]  # (B, T, 2J), (B, T, 2J), (B, T, 6)
+        return MOTION_FEATURE_SCALE * torch.cat(flat, dim=-1)
+
+    def forward(self, x2d: Tensor) -> Tensor:
+        """(B, T, J, 2) -> (B, T, D) per-frame prompt."""
+        return self.mlp(self.features(x2d))

@@ -1,0 +1,163 @@
+"""Tests for posediffusion.model.denoiser: shapes, root, switches, energy gains, attention, FLOP count."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from posediffusion.config import ModelConfig, preset
+from posediffusion.model.denoiser import Attention, Denoiser
+
+J = 17
+SWITCHES = ("graph", "semantic_prompts", "motion_prompts", "energy_regulator")
+
+
+def small_config(**overrides) -> ModelConfig:
+    return dataclasses.replace(ModelConfig(width=16, depth=2, heads=4, frames=5), **overrides)
+
+
+def inputs(cfg: ModelConfig, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    x2d = 0.3 * torch.randn(batch, cfg.frames, J, 2, generator=g)
+    x2d = x2d + torch.linspace(0, 0.2, cfg.frames)[None, :, None, None]  # some motion
+    x_t = torch.randn(batch, cfg.frames, J, 3, generator=g)
+    t = torch.randint(0, 1000, (batch,), generator=g)
+    return x2d, x_t, t
+
+
+def run(net: Denoiser, x2d, x_t, t) -> torch.Tensor:
+    with torch.no_grad():
+        return net(x_t, t, net.encode_condition(x2d))
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "base"])
+def test_preset_shapes_and_root(name):
+    cfg = preset(name).model
+    net = Denoiser(cfg)
+    x2d, x_t, t = inputs(cfg, batch=1)
+    out = run(net, x2d, x_t, t)
+    assert out.shape == (1, cfg.frames, J, 3)
+    assert (out[:, :, 0] == 0).all() and out[:, :, 1:].abs().sum() > 0
+
+
+def test_paper_preset_one_forward():
+    cfg = preset("paper").model
+    assert (cfg.width, cfg.depth, cfg.frames) == (512, 8, 243)
+    net = Denoiser(cfg)
+    x2d, x_t, t = inputs(cfg, batch=1)
+    out = run(net, x2d, x_t, t)
+    assert out.shape == (1, 243, J, 3) and torch.isfinite(out).all()
+
+
+def test_condition_keys_and_shapes():
+    cfg = small_config()
+    cond = Denoiser(cfg).encode_condition(inputs(cfg)[0])
+    assert cond["tokens"].shape == (2, 5, J, 16)
+    assert cond["prompts"].shape == (2, 7, 16)
+    assert cond["frame_prompt"].shape == (2, 5, 16)
+    assert cond["energy"].shape == cond["sampler_gain"].shape == (2, 5)
+    assert ((cond["sampler_gain"] > 0) & (cond["sampler_gain"] <= 1)).all()
+    plain = Denoiser(small_config(**dict.fromkeys(SWITCHES, False))).encode_condition(inputs(cfg)[0])
+    assert set(plain) == {"tokens"}
+
+
+@pytest.mark.parametrize("switch", SWITCHES)
+def test_each_switch_changes_the_output(switch):
+    torch.manual_seed(0)
+    full = Denoiser(small_config())
+    reduced = Denoiser(small_config(**{switch: False}))
+    missing, _ = reduced.load_state_dict(full.state_dict(), strict=False)
+    assert missing == []  # every shared weight is identical: differences come from the component
+    args = inputs(full.cfg)
+    assert not torch.allclose(run(full, *args), run(reduced, *args), atol=1e-6)
+
+
+def test_energy_gains_change_the_output():
+    torch.manual_seed(0)
+    net = Denoiser(small_config())
+    x2d, x_t, t = inputs(net.cfg)
+    with torch.no_grad():
+        cond = net.encode_condition(x2d)
+        out = net(x_t, t, cond)
+        cond["sampler_gain"] = cond["sampler_gain"] * 0.5
+        assert not torch.allclose(net(x_t, t, cond), out, atol=1e-6)
+
+
+def test_batch_elements_are_independent():
+    torch.manual_seed(0)
+    net = Denoiser(small_config())
+    x2d, x_t, t = inputs(net.cfg, batch=3)
+    out = run(net, x2d, x_t, t)
+    x2d_b, x_t_b = x2d.clone(), x_t.clone()
+    x2d_b[1] += 1.0
+    x_t_b[1] -= 1.0
+    out_b = run(net, x2d_b, x_t_b, t)
+    assert torch.equal(out_b[[0, 2]], out[[0, 2]]) and not torch.allclose(out_b[1], out[1])
+
+
+def test_sdpa_and_math_attention_agree():
+    torch.manual_seed(0)
+    net_sdpa = Denoiser(small_config(attention="sdpa"))
+    net_math = Denoiser(small_config(attention="math"))
+    net_math.load_state_dict(net_sdpa.state_dict())
+    args = inputs(net_sdpa.cfg)
+    assert torch.allclose(run(net_sdpa, *args), run(net_math, *args), atol=1e-5)
+
+
+def test_attention_matches_hand_loop():
+    torch.manual_seed(0)
+    attn = Attention(width=8, heads=2, kind="math")
+    x, ctx = torch.randn(1, 3, 8), torch.randn(1, 4, 8)
+    q = attn.query(x)[0]
+    k, v = attn.key_value(ctx)[0].split(8, dim=-1)
+    heads = []
+    for h in range(2):
+        sl = slice(4 * h, 4 * h + 4)
+        weights = torch.softmax(q[:, sl] @ k[:, sl].T / 2.0, dim=-1)  # sqrt(head dim 4) = 2
+        heads.append(weights @ v[:, sl])
+    expected = attn.out(torch.cat(heads, dim=-1))
+    assert torch.allclose(attn(x, ctx)[0], expected, atol=1e-6)
+
+
+def test_wrong_frames_rejected():
+    net = Denoiser(small_config())
+    with pytest.raises(ValueError, match="x2d must be"):
+        net.encode_condition(torch.zeros(1, 4, J, 2))
+
+
+def test_follows_input_dtype():
+    net = Denoiser(small_config()).double()
+    x2d, x_t, t = inputs(net.cfg)
+    assert run(net, x2d.double(), x_t.double(), t).dtype == torch.float64
+
+
+@pytest.mark.parametrize("switches_on", [True, False])
+def test_flops_per_frame_matches_hook_count(switches_on):
+    """Count linear and attention matmuls with forward hooks (independent of the analytic formula)."""
+    cfg = small_config(**dict.fromkeys(SWITCHES, switches_on))
+    net = Denoiser(cfg)
+    total = [0.0]
+
+    def linear_hook(module: nn.Linear, args, _out) -> None:
+        total[0] += 2 * args[0].numel() / module.in_features * module.in_features * module.out_features
+
+    def attention_hook(module: Attention, args, _out) -> None:
+        x = args[0]
+        keys = args[1].shape[1] if len(args) > 1 and args[1] is not None else x.shape[1]
+        total[0] += 2 * 2 * x.shape[0] * x.shape[1] * keys * x.shape[2]
+
+    def graph_hook(module, args, _out) -> None:
+        total[0] += 2 * args[0].shape[0] * J * J * args[0].shape[2]
+
+    for module in net.modules():
+        if isinstance(module, nn.Linear):
+            module.register_forward_hook(linear_hook)
+        elif isinstance(module, Attention):
+            module.register_forward_hook(attention_hook)
+        elif type(module).__name__ == "AnatomicalGraph":
+            module.register_forward_hook(graph_hook)
+    run(net, *inputs(cfg, batch=1))
+    assert net.flops_per_frame() == pytest.approx(total[0] / cfg.frames, rel=1e-9)

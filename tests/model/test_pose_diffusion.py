@@ -1,0 +1,170 @@
+"""Tests for posediffusion.model.pose_diffusion: the public PoseDiffusion class end to end."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from posediffusion import PoseDiffusion
+from posediffusion.config import PRESETS
+from posediffusion.skeleton import H36M_17
+
+J = 17
+
+
+def windows(model: PoseDiffusion, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random (B, T, J, 2) 2D and matching root-relative (B, T, J, 3) 3D windows (orthographic 2D)."""
+    g = torch.Generator().manual_seed(seed)
+    frames = model.config.model.frames
+    pose = 0.3 * torch.randn(batch, 1, J, 3, generator=g)
+    x3d = pose + 0.02 * torch.randn(batch, frames, J, 3, generator=g)
+    x3d = x3d - x3d[:, :, :1]
+    return 0.5 * x3d[..., :2], x3d
+
+
+def tiny(**overrides) -> PoseDiffusion:
+    torch.manual_seed(0)
+    return PoseDiffusion.from_preset("tiny", **overrides)
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "base"])
+def test_sample_shapes_for_presets(name):
+    model = PoseDiffusion.from_preset(name)
+    x2d, _ = windows(model, batch=1)
+    out = model.sample(x2d, num_hypotheses=2, steps=1, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 2, model.config.model.frames, J, 3)
+    assert (out[..., 0, :] == 0).all()
+
+
+def test_return_all_steps_shape():
+    model = tiny()
+    x2d, _ = windows(model)
+    out = model.sample(x2d, num_hypotheses=3, steps=4, return_all_steps=True)
+    assert out.shape == (4, 2, 3, 9, J, 3) and (out[..., 0, :] == 0).all()
+
+
+def test_presets_and_overrides():
+    assert set(PRESETS) >= {"paper", "base", "small", "tiny"}
+    model = PoseDiffusion.from_preset("tiny", graph=False, eta=0.0, width=16)
+    assert not model.config.model.graph and model.config.diffusion.eta == 0.0
+    assert model.denoiser.learned_adjacency() is None
+    with pytest.raises(ValueError, match="unknown config field"):
+        PoseDiffusion.from_preset("tiny", wdith=16)
+    with pytest.raises(ValueError, match="unknown preset"):
+        PoseDiffusion.from_preset("huge")
+    rebuilt = PoseDiffusion.from_config(model.config)
+    assert rebuilt.count_parameters() == model.count_parameters()
+
+
+def test_schedule_is_a_submodule():
+    model = tiny()
+    assert any(m is model.schedule for m in model.modules())
+    assert model.schedule.num_steps == 1000
+
+
+def test_input_validation():
+    model = tiny()
+    x2d, x3d = windows(model)
+    with pytest.raises(ValueError, match="windows"):
+        model.sample(torch.zeros(1, 10, J, 2))
+    with pytest.raises(ValueError, match="17, 2"):
+        model.sample(torch.zeros(1, 9, 16, 2))
+    with pytest.raises(ValueError, match="17, 2"):
+        model.sample(torch.zeros(9, J, 2))
+    bad = x2d.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.sample(bad)
+    with pytest.raises(ValueError, match=">= 1"):
+        model.sample(x2d, num_hypotheses=0)
+    with pytest.raises(ValueError, match=">= 1"):
+        model.sample(x2d, steps=0)
+    with pytest.raises(ValueError, match="x3d"):
+        model.training_loss(x2d, x3d[:, :, :16])
+
+
+def test_no_information_between_batch_elements():
+    model = tiny()
+    x2d, _ = windows(model, batch=3)
+    out = model.sample(x2d, num_hypotheses=4, steps=3, generator=torch.Generator().manual_seed(5))
+    changed = x2d.clone()
+    changed[1] = changed[1] * -2.0 + 0.3
+    out_changed = model.sample(changed, num_hypotheses=4, steps=3, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(out[0], out_changed[0]) and torch.equal(out[2], out_changed[2])
+    assert not torch.allclose(out[1], out_changed[1])
+
+
+def test_same_seed_same_samples():
+    model = tiny()
+    x2d, _ = windows(model)
+    a = model.sample(x2d, num_hypotheses=2, steps=2, generator=torch.Generator().manual_seed(1))
+    b = model.sample(x2d, num_hypotheses=2, steps=2, generator=torch.Generator().manual_seed(1))
+    c = model.sample(x2d, num_hypotheses=2, steps=2, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(a[:, 0], a[:, 1])  # hypotheses differ
+
+
+def test_one_ddim_step_returns_the_network_x0():
+    """K=1 without flip and regulator: output = net(clamp(x_T), t=999) with x_T the generator's first draw."""
+    model = tiny(energy_regulator=False)
+    x2d, _ = windows(model)
+    out = model.sample(x2d, num_hypotheses=1, steps=1, flip=False, generator=torch.Generator().manual_seed(3))
+    x_T = torch.randn(2, 9, J, 3, generator=torch.Generator().manual_seed(3)).clamp(-1.1, 1.1)
+    with torch.no_grad():
+        x0 = model.denoiser(x_T, torch.full((2,), 999), model.denoiser.encode_condition(x2d))
+    assert torch.allclose(out[:, 0], x0, atol=1e-6)
+
+
+def test_flip_averages_with_the_mirrored_input():
+    model = tiny(energy_regulator=False)
+    x2d, _ = windows(model)
+    out = model.sample(x2d, steps=1, flip=True, generator=torch.Generator().manual_seed(3))
+    x_T = torch.randn(2, 9, J, 3, generator=torch.Generator().manual_seed(3)).clamp(-1.1, 1.1)
+    perm = torch.from_numpy(H36M_17.flip_permutation())
+    mirror3d, mirror2d = torch.tensor([-1.0, 1.0, 1.0]), torch.tensor([-1.0, 1.0])
+    net = model.denoiser
+    with torch.no_grad():
+        plain = net(x_T, torch.full((2,), 999), net.encode_condition(x2d))
+        cond_flipped = net.encode_condition(x2d[:, :, perm] * mirror2d)
+        flipped = net(x_T[:, :, perm] * mirror3d, torch.full((2,), 999), cond_flipped)
+    expected = 0.5 * (plain + flipped[:, :, perm] * mirror3d)
+    assert torch.allclose(out[:, 0], expected, atol=1e-6)
+
+
+def test_every_parameter_gets_gradient():
+    model = tiny()
+    x2d, x3d = windows(model, batch=4)
+    model.training_loss(x2d, x3d, generator=torch.Generator().manual_seed(0)).backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_grad == []
+
+
+def test_counts():
+    model = tiny()
+    assert model.count_parameters() == sum(p.numel() for p in model.denoiser.parameters())
+    assert model.flops_per_frame() == model.denoiser.flops_per_frame() > 0
+    assert PoseDiffusion.from_preset("small").flops_per_frame() > 4 * model.flops_per_frame()
+
+
+def test_float64_follows_input():
+    model = tiny().double()
+    x2d, x3d = windows(model)
+    assert model.sample(x2d.double(), num_hypotheses=2).dtype == torch.float64
+    assert model.training_loss(x2d.double(), x3d.double()).dtype == torch.float64
+
+
+@pytest.mark.slow
+def test_tiny_overfits_one_batch():
+    model = tiny(dropout=0.0)
+    x2d, x3d = windows(model, batch=8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = model.training_loss(x2d, x3d, generator=generator)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.2 * first, (first, last)

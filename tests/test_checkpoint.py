@@ -1,0 +1,113 @@
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from posediffusion import checkpoint as ck
+from posediffusion.model.pose_diffusion import PoseDiffusion
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return PoseDiffusion.from_preset("tiny")
+
+
+def _save(path, model, **kwargs):
+    return ck.save_checkpoint(path, model, run_config={"preset": "tiny"}, metadata={"kind": "last", "n": 3},
+                              **kwargs)
+
+
+def test_round_trip_weights_config_state_and_ema(tmp_path, tiny):
+    optimizer = torch.optim.AdamW(tiny.parameters(), lr=1e-3)
+    tiny.training_loss(torch.zeros(2, 9, 17, 2), torch.zeros(2, 9, 17, 3)).backward()
+    optimizer.step()
+    ema = {k: v + 1.0 if v.is_floating_point() else v for k, v in tiny.state_dict().items()}
+    _save(tmp_path / "last", tiny, training_state={"optimizer": optimizer.state_dict(), "step": 7},
+          ema_weights=ema)
+
+    read = ck.read_checkpoint(tmp_path)  # run folder without best/ -> last/
+    assert read.path == tmp_path / "last"
+    assert read.metadata == {"kind": "last", "n": 3}
+    assert read.run_config == {"preset": "tiny"}
+    assert read.model_config == tiny.config.to_dict()
+    for key, value in tiny.state_dict().items():
+        assert torch.equal(read.weights()[key], value), key
+        assert torch.equal(read.weights(ema=True)[key], ema[key]), key
+    state = read.training_state()
+    assert state["step"] == 7
+    moment = next(iter(optimizer.state_dict()["state"].values()))["exp_avg"]
+    assert torch.equal(next(iter(state["optimizer"]["state"].values()))["exp_avg"], moment)
+
+    model, loaded = ck.load_model(tmp_path)  # EMA weights by default when present
+    assert loaded.metadata["weights"] == "ema"
+    key = next(k for k, v in ema.items() if v.is_floating_point())
+    assert torch.equal(model.state_dict()[key], ema[key])
+    raw, _ = ck.load_model(tmp_path, ema=False)
+    assert torch.equal(raw.state_dict()[key], tiny.state_dict()[key])
+    assert not raw.training
+
+
+def test_refuses_checkpoint_of_another_preset(tmp_path, tiny):
+    _save(tmp_path / "ckpt", tiny)
+    small = PoseDiffusion.from_preset("small")
+    with pytest.raises(ValueError, match=r"different model configuration.*width: checkpoint 32, model 64"):
+        ck.load_weights_into(small, ck.read_checkpoint(tmp_path / "ckpt"))
+
+
+def test_refuses_weights_that_do_not_fit_the_stored_config(tmp_path, tiny):
+    _save(tmp_path / "ckpt", PoseDiffusion.from_preset("tiny", width=16, heads=4))
+    config = json.loads((tmp_path / "ckpt" / ck.CONFIG_FILE).read_text())
+    config["model"] = tiny.config.to_dict()  # config says width 32, weights are width 16
+    (tmp_path / "ckpt" / ck.CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="shape mismatch"):
+        ck.load_model(tmp_path / "ckpt")
+
+
+def test_replacing_a_checkpoint_is_atomic(tmp_path, tiny):
+    _save(tmp_path / "last", tiny)
+    before = (tmp_path / "last" / ck.WEIGHTS_FILE).read_bytes()
+    with pytest.raises(RuntimeError), ck.atomic_directory(tmp_path / "last") as tmp:
+        (tmp / ck.WEIGHTS_FILE).write_bytes(b"half")
+        raise RuntimeError("killed while writing")
+    assert (tmp_path / "last" / ck.WEIGHTS_FILE).read_bytes() == before
+    _save(tmp_path / "last", tiny)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]  # no temporary folders left
+
+
+def test_resolve_prefers_best_and_recovers_an_interrupted_swap(tmp_path, tiny):
+    _save(tmp_path / "last", tiny)
+    _save(tmp_path / "best", tiny)
+    assert ck.resolve_checkpoint(tmp_path) == tmp_path / "best"
+    assert ck.resolve_checkpoint(tmp_path, "last") == tmp_path / "last"
+    # a crash between the two renames leaves only ".last.old-*"
+    (tmp_path / "last").rename(tmp_path / ".last.old-abc")
+    assert ck.resolve_checkpoint(tmp_path, "last") == tmp_path / ".last.old-abc"
+    with pytest.raises(FileNotFoundError, match="no checkpoint found"):
+        ck.resolve_checkpoint(tmp_path / "nothing")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (Path.touch, (Path(_Payload.target),))
+
+
+def test_training_state_never_executes_code(tmp_path, tiny):
+    _save(tmp_path / "ckpt", tiny, training_state={"step": 1})
+    _Payload.target = str(tmp_path / "pwned")
+    with open(tmp_path / "ckpt" / ck.STATE_FILE, "wb") as fh:
+        pickle.dump({"step": _Payload()}, fh, protocol=2)
+    with pytest.raises(ValueError, match="cannot read training state safely"):
+        ck.read_checkpoint(tmp_path / "ckpt").training_state()
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_corrupt_weights_give_a_clear_error(tmp_path, tiny):
+    _save(tmp_path / "ckpt", tiny)
+    (tmp_path / "ckpt" / ck.WEIGHTS_FILE).write_bytes(b"\x00" * 16)
+    with pytest.raises(ValueError, match="unreadable safetensors"):
+        ck.load_model(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="no EMA weights"):
+        ck.read_checkpoint(tmp_path / "ckpt").weights(ema=True)

@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from posediffusion.checkpoint import save_checkpoint
+from posediffusion.cli import main
+from posediffusion.data.keypoints import save_keypoints_npz
+from posediffusion.lift import LiftResult, lift_file, lift_keypoints
+from posediffusion.model.pose_diffusion import PoseDiffusion
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return PoseDiffusion.from_preset("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, tiny_model):
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", tiny_model)
+
+
+def _track(frames=23, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(300, 700, size=(1, 17, 2))
+    drift = np.cumsum(rng.normal(0, 2, size=(frames, 1, 2)), axis=0)
+    return (base + drift).astype(np.float32)
+
+
+def test_any_length_is_covered_and_root_is_zero(tiny_model):
+    for frames in (2, 9, 23):  # shorter than, equal to and longer than the 9-frame window
+        result = lift_keypoints(_track(frames), (1000, 1000), tiny_model, hypotheses=2, steps=1)
+        assert result.pose_3d.shape == (frames, 17, 3) and result.uncertainty.shape == (frames, 17)
+        assert np.isfinite(result.pose_3d).all()
+        np.testing.assert_allclose(result.pose_3d[:, 0], 0.0, atol=1e-7)
+
+
+def test_windows_merge_to_the_per_window_result_where_windows_do_not_overlap(tiny_model):
+    # stride == T: windows tile the clip, so each frame equals the single window's aggregated output.
+    track = _track(18)
+    result = lift_keypoints(track, (1000, 1000), tiny_model, hypotheses=3, steps=2, stride=9,
+                            aggregation="pose", seed=3, batch_windows=1)
+    from posediffusion.camera import normalize_screen
+
+    x2d = torch.as_tensor(normalize_screen(track, 1000, 1000)).reshape(2, 9, 17, 2)
+    generator = torch.Generator().manual_seed(3)
+    first = tiny_model.sample(x2d[:1], num_hypotheses=3, steps=2, generator=generator)
+    second = tiny_model.sample(x2d[1:], num_hypotheses=3, steps=2, generator=generator)
+    expected = torch.cat([first.mean(1)[0], second.mean(1)[0]]).numpy()
+    np.testing.assert_allclose(result.pose_3d, expected - expected[:, :1], atol=1e-5)
+
+
+def test_uncertainty_is_hypothesis_spread_and_hypotheses_kept(tiny_model):
+    result = lift_keypoints(_track(9), (1000, 1000), tiny_model, hypotheses=4, steps=2, stride=9,
+                            aggregation="pose", keep_hypotheses=True)
+    hyps = result.hypotheses  # (H, F, 17, 3)
+    assert hyps.shape == (4, 9, 17, 3)
+    spread = np.linalg.norm(hyps - hyps.mean(0), axis=-1).mean(0)
+    np.testing.assert_allclose(result.uncertainty, spread, atol=1e-5)
+    np.testing.assert_allclose(result.pose_3d, hyps.mean(0) - hyps.mean(0)[:, :1], atol=1e-5)
+
+
+def test_bad_input_is_rejected(tiny_model):
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        lift_keypoints(_track(1), (1000, 1000), tiny_model)
+    bad = _track(5)
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        lift_keypoints(bad, (1000, 1000), tiny_model)
+    with pytest.raises(ValueError, match="all zero"):
+        lift_keypoints(np.zeros((5, 17, 2), np.float32), (1000, 1000), tiny_model)
+    with pytest.raises(ValueError, match="aggregation"):
+        lift_keypoints(_track(5), (1000, 1000), tiny_model, aggregation="median")
+
+
+def test_lift_file_and_cli_write_outputs(tmp_path, tiny_checkpoint):
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, _track(12), (1000, 1000))
+    result = lift_file(src, checkpoint=tiny_checkpoint, hypotheses=2, steps=1)
+    assert isinstance(result, LiftResult) and result.settings["checkpoint"] == str(tiny_checkpoint)
+    out, js, csv = tmp_path / "out.npz", tmp_path / "out.json", tmp_path / "out.csv"
+    code = main(["lift", str(src), "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--hypotheses",
+                 "2", "--steps", "1", "--json", str(js), "--csv", str(csv), "--all-hypotheses"])
+    assert code == 0
+    data = np.load(out)
+    assert data["pose_3d"].shape == (12, 17, 3) and data["hypotheses"].shape == (2, 12, 17, 3)
+    assert len(json.loads(js.read_text())["pose_3d"]) == 12
+    assert len(csv.read_text().splitlines()) == 1 + 12 * 17
+
+
+def test_cli_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, _track(12), (1000, 1000))
+    out = tmp_path / "out.npz"
+    assert main(["lift", str(src), "--out", str(out), "--checkpoint", str(tmp_path / "nope")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err and not out.exists()

@@ -1,0 +1,263 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from posediffusion.cli import main
+from posediffusion.data.sequence import Sequence
+from posediffusion.train import (
+    DataConfig,
+    TrainConfig,
+    load_sequences,
+    load_train_config,
+    save_train_config,
+    split_validation,
+    train,
+)
+
+TEMPLATE_MM = np.array([
+    [0, 0, 900], [-100, 0, 900], [-100, 0, 480], [-100, 0, 80], [100, 0, 900], [100, 0, 480], [100, 0, 80],
+    [0, 0, 1130], [0, 0, 1380], [0, 0, 1480], [0, 0, 1600], [170, 0, 1350], [170, 0, 1080], [170, 0, 830],
+    [-170, 0, 1350], [-170, 0, 1080], [-170, 0, 830]], dtype=np.float64)
+
+
+def synthetic_motion(frames: int, speed_mm: float, freq_hz: float, amplitude_mm: float) -> np.ndarray:
+    """(F, 17, 3) mm, Z up: a standing skeleton gliding along x and swinging arms and legs."""
+    t = np.arange(frames)[:, None] / 50.0
+    pose = np.repeat(TEMPLATE_MM[None], frames, axis=0)
+    swing = amplitude_mm * np.sin(2 * np.pi * freq_hz * t)
+    pose[:, [13, 6], 1] += swing
+    pose[:, [16, 3], 1] -= swing
+    pose[:, :, 0] += speed_mm * t
+    return pose.astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP spinning makes 2 threads ~30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A `prepare mocap` dataset named "syn" made from 10 short synthetic motions."""
+    root = tmp_path_factory.mktemp("syn")
+    motions = {f"{i:03d}_01_cc": synthetic_motion(48, 300 + 100 * i, 0.5 + 0.2 * i, 100 + 20 * i)
+               for i in range(10)}
+    np.savez(root / "syn.npz", **motions)
+    assert main(["prepare", "mocap", "--input", str(root / "syn.npz"), "--out", str(root / "data"),
+                 "--name", "syn"]) == 0
+    return root / "data"
+
+
+def tiny_config(data_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
+    values = dict(preset="tiny", checkpoint=str(run_dir), epochs=2, batch_size=8, val_max_windows=4,
+                  progress_bar=False, tensorboard=False, log_every_steps=1,
+                  data={"dataset": "syn", "data_dir": str(data_dir), "max_frames_per_sequence": 18,
+                        "val_fraction": 0.1})
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+# ------------------------------------------------------------------------------------------- configs
+
+
+def test_yaml_round_trip_and_published_defaults(tmp_path):
+    config = TrainConfig.from_dict({"preset": "tiny", "lr": 1e-4,
+                                    "data": {"dataset": "cmu", "keypoints": "det"}})
+    save_train_config(config, tmp_path / "c.yaml")
+    assert load_train_config(tmp_path / "c.yaml") == config
+    resolved = config.resolved()
+    assert resolved.lr == 1e-4 and resolved.lr_decay == 0.993
+    assert resolved.batch_size == 108  # 972 frames per batch / 9-frame windows
+    assert resolved.data.stride == 9
+    assert resolved.data.subjects_train == ["S1", "S5", "S6", "S7", "S8"]
+    hp = TrainConfig.from_dict({"preset": "tiny", "data": {"dataset": "3dhp"}}).resolved()
+    assert (hp.lr, hp.lr_decay) == (7e-5, 0.995)
+    assert hp.data.subjects_test is None  # all of TS1-TS6
+
+
+@pytest.mark.parametrize("values, key", [({"epoch": 3}, "epoch"), ({"data": {"datset": "h36m"}}, "datset")])
+def test_unknown_config_keys_are_errors(tmp_path, values, key):
+    with pytest.raises(ValueError, match=f"unknown key.*{key}"):
+        TrainConfig.from_dict(values)
+    text = "preset: tiny\nepoch: 1\n" if key == "epoch" else "data:\n  datset: x\n"
+    (tmp_path / "c.yaml").write_text(text)
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--dry-run"]) == 2
+
+
+def test_cli_seed_flags_and_dry_run(capsys):
+    argv = ["train", "-d", "cmu", "-k", "cpn_ft_h36m_dbb", "-str", "S1,S5", "-ste", "S9", "-c", "ck/x",
+            "-lr", "0.0002", "-lrd", "0.998", "-e", "7", "-b", "4", "-s", "3", "-f", "27",
+            "--preset", "small", "--model", "graph=false", "--select-on-test", "--nolog", "--dry-run"]
+    assert main(argv) == 0
+    import yaml
+
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"]["dataset"] == "cmu" and printed["data"]["keypoints"] == "cpn_ft_h36m_dbb"
+    assert printed["data"]["subjects_train"] == ["S1", "S5"] and printed["data"]["subjects_test"] == ["S9"]
+    assert printed["data"]["stride"] == 3 and printed["model"] == {"graph": False, "frames": 27}
+    optim = (printed["lr"], printed["lr_decay"], printed["epochs"], printed["batch_size"])
+    assert optim == (2e-4, 0.998, 7, 4)
+    assert printed["select_on_test"] and not printed["progress_bar"] and not printed["tensorboard"]
+    assert main(["train", "--model", "widht=3", "--dry-run"]) == 2  # unknown model field
+
+
+def test_gpu_flag_maps_to_devices():
+    from posediffusion.commands.train import device_from_gpu_flag
+
+    assert device_from_gpu_flag("0") == "cuda:0"
+    assert device_from_gpu_flag("0,1") == "cuda:0,1"
+    assert device_from_gpu_flag("cpu") == "cpu"
+    with pytest.raises(ValueError, match="GPU indices"):
+        device_from_gpu_flag("zero")
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def test_missing_files_and_wrong_keypoints_name(tmp_path, data_dir):
+    with pytest.raises(FileNotFoundError, match=r"data_3d_nope\.npz.*datasets in .*\['syn'\]"):
+        load_sequences(DataConfig(dataset="nope", data_dir=str(data_dir), subjects_train=["S1"]), "train")
+    with pytest.raises(FileNotFoundError, match=r"keypoints 'cpn'.*\['det', 'gt'\]"):
+        load_sequences(DataConfig(dataset="syn", keypoints="cpn", data_dir=str(data_dir),
+                                  subjects_train=["S1"]), "train")
+    with pytest.raises(FileNotFoundError, match="data folder not found"):
+        load_sequences(DataConfig(data_dir=str(tmp_path / "absent")), "train")
+    assert main(["train", "-d", "syn", "-k", "cpn", "--data-dir", str(data_dir), "-c", str(tmp_path / "r"),
+                 "--preset", "tiny"]) == 2
+
+
+def _seq(subject, action, camera, frames):
+    return Sequence(np.zeros((frames, 17, 2), np.float32), subject=subject, action=action, camera_id=camera)
+
+
+def test_validation_split_is_by_take_and_deterministic():
+    sequences = [_seq(s, a, c, 10 * (i + 1)) for i, (s, a) in enumerate(
+        [("S1", "A"), ("S1", "B"), ("S5", "A"), ("S5", "C"), ("S6", "D")]) for c in ("c1", "c2")]
+    train_a, val_a = split_validation(sequences, 0.25, seed=3)
+    train_b, val_b = split_validation(sequences, 0.25, seed=3)
+    assert [s.name for s in val_a] == [s.name for s in val_b]
+    val_takes = {(s.subject, s.action) for s in val_a}
+    assert val_takes and not val_takes & {(s.subject, s.action) for s in train_a}
+    assert len(train_a) + len(val_a) == len(sequences) and len(val_a) % 2 == 0  # both cameras of a take
+    frames = sum(s.num_frames for s in val_a) / sum(s.num_frames for s in sequences)
+    assert frames >= 0.25
+    assert split_validation(sequences, 0.0, seed=3)[1] == []
+
+
+# ------------------------------------------------------------------------------------ training loop
+
+
+def _weights(model):
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def test_checkpoints_logs_ema_and_max_steps_resume(tmp_path, data_dir):
+    first = train(tiny_config(data_dir, tmp_path / "run", epochs=1, ema_decay=0.9))
+    run = tmp_path / "run"
+    assert first.progress.epoch == 1 and len(first.losses) == first.progress.global_step >= 4
+    assert all(np.isfinite(first.losses))
+    assert {p.name for p in run.iterdir()} >= {"last", "best", "config.yaml", "log.csv", "steps.csv"}
+    assert (run / "last" / "ema.safetensors").is_file()
+    log_rows = (run / "log.csv").read_text().splitlines()
+    assert log_rows[0].startswith("epoch,") and log_rows[1].split(",")[4] == "validation"
+    with pytest.raises(ValueError, match="already holds a training run"):
+        train(tiny_config(data_dir, run, epochs=1))
+
+    stopped = train(tiny_config(data_dir, tmp_path / "cut", epochs=1, ema_decay=0.9, max_steps=3))
+    assert stopped.stopped_early and stopped.losses == first.losses[:3]
+    rest = train(tiny_config(data_dir, tmp_path / "cut", epochs=1, ema_decay=0.9, resume=True))
+    assert rest.losses == first.losses[3:]
+    from safetensors.torch import load_file
+
+    ema_first = load_file(str(run / "last" / "ema.safetensors"))
+    ema_cut = load_file(str(tmp_path / "cut" / "last" / "ema.safetensors"))
+    assert all(torch.equal(ema_first[k], ema_cut[k]) for k in ema_first)
+
+
+def test_resume_after_kill_mid_epoch_equals_uninterrupted_run(tmp_path, data_dir):
+    reference = train(tiny_config(data_dir, tmp_path / "a"))
+    steps_per_epoch = reference.progress.global_step // 2
+    assert steps_per_epoch >= 4 and reference.progress.epoch == 2
+
+    # kill -9 in the middle of epoch 2, two steps after a step-interval checkpoint
+    save_at, kill_at = steps_per_epoch + 2, steps_per_epoch + 4
+    script = (
+        "import os, signal, sys, torch\n"
+        "from posediffusion.train import TrainConfig, train\n"
+        "torch.set_num_threads(1)\n"
+        "config = TrainConfig.from_dict(eval(sys.argv[1]))\n"
+        f"train(config, step_callback=lambda step, loss: step == {kill_at} and os.kill(os.getpid(), "
+        "signal.SIGKILL))\n")
+    values = tiny_config(data_dir, tmp_path / "b", save_every_steps=save_at).to_dict()
+    proc = subprocess.run([sys.executable, "-c", script, repr(values)], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+    resumed = train(tiny_config(data_dir, tmp_path / "b", save_every_steps=save_at, resume=True))
+    assert resumed.losses == reference.losses[save_at:]  # exactly the same losses
+    ref_w, res_w = _weights(reference.model), _weights(resumed.model)
+    assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
+    steps_logged = (tmp_path / "b" / "steps.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in steps_logged] == list(range(1, 2 * steps_per_epoch + 1))
+
+
+def _ddp_worker(rank: int, port: int, values: dict, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    result = train(TrainConfig.from_dict(values))
+    torch.save(_weights(result.model), Path(out_dir) / f"rank{rank}.pt")
+
+
+def test_gloo_two_processes_hold_identical_weights(tmp_path, data_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    values = tiny_config(data_dir, tmp_path / "ddp", epochs=1, max_steps=3, device="cpu").to_dict()
+    torch.multiprocessing.spawn(_ddp_worker, args=(port, values, str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    torch.manual_seed(0)  # the initial weights of a fresh run: training must have moved them
+    from posediffusion.model.pose_diffusion import PoseDiffusion
+
+    initial = PoseDiffusion.from_preset("tiny").state_dict()
+    assert any(not torch.equal(initial[k], rank0[k]) for k in initial)
+    import json
+
+    metadata = json.loads((tmp_path / "ddp" / "last" / "metadata.json").read_text())
+    assert metadata["world_size"] == 2 and metadata["progress"]["global_step"] == 3
+
+
+def test_select_on_test_is_recorded_and_labelled(tmp_path, data_dir, capsys):
+    from posediffusion.evaluate import EvalConfig, evaluate, format_report
+
+    train(tiny_config(data_dir, tmp_path / "run", epochs=1, select_on_test=True, amp="bf16"))
+    import json
+
+    metadata = json.loads((tmp_path / "run" / "best" / "metadata.json").read_text())
+    assert metadata["selection"] == {**metadata["selection"], "split": "test", "select_on_test": True}
+    report = evaluate(EvalConfig(checkpoint=str(tmp_path / "run"), hypotheses=1, steps=1,
+                                 aggregations=("p-agg",))).report
+    assert report["settings"]["select_on_test"] is True and report["settings"]["selection_split"] == "test"
+    assert "[TEST SPLIT SELECTION]" in format_report(report)
+
+
+def test_help_lists_the_seed_aliases(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("-str", "-ste", "-lrd", "-gpu", "--resume", "--save-every-steps", "--budget-min",
+                 "--select-on-test", "-num_proposals", "-sampling_timesteps", "--evaluate", "--dry-run"):
+        assert flag in out, flag
