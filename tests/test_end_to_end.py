@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from posediffusion.cli import main
 
@@ -20,14 +19,6 @@ TEMPLATE_MM = np.array([
     [0, 0, 900], [-100, 0, 900], [-100, 0, 480], [-100, 0, 80], [100, 0, 900], [100, 0, 480], [100, 0, 80],
     [0, 0, 1130], [0, 0, 1380], [0, 0, 1480], [0, 0, 1600], [170, 0, 1350], [170, 0, 1080], [170, 0, 830],
     [-170, 0, 1350], [-170, 0, 1080], [-170, 0, 830]], dtype=np.float64)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_synthetic_mocap(path: Path, motions: int = 10, frames: int = 48) -> None:

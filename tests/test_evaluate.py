@@ -20,14 +20,6 @@ from posediffusion.evaluate import (
 from posediffusion.skeleton import H36M_TO_MPI
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class StubLifter(torch.nn.Module):
     """Answers (x, y, k + 10 h) for every joint: a per-frame function of the input, so merging is exact."""
 

@@ -38,15 +38,6 @@ def synthetic_motion(frames: int, speed_mm: float, freq_hz: float, amplitude_mm:
     return pose.astype(np.float32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spinning makes 2 threads ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """A `prepare mocap` dataset named "syn" made from 10 short synthetic motions."""
