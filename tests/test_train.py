@@ -252,3 +252,21 @@ def test_help_lists_the_seed_aliases(capsys):
     for flag in ("-str", "-ste", "-lrd", "-gpu", "--resume", "--save-every-steps", "--budget-min",
                  "--select-on-test", "-num_proposals", "-sampling_timesteps", "--evaluate", "--dry-run"):
         assert flag in out, flag
+
+
+def test_ema_warm_up_follows_the_formula():
+    from posediffusion.train import ExponentialMovingAverage
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = ExponentialMovingAverage(model, decay=0.999)
+    expected = 0.0
+    for n in range(5):
+        with torch.no_grad():
+            model.weight.fill_(float(n + 1))
+        ema.update(model, n)
+        d = min(0.999, (1 + n) / (10 + n))  # hand-written warm-up: 0.1, 0.1818, 0.25, ...
+        expected = d * expected + (1 - d) * (n + 1)
+    assert ema.shadow["weight"].item() == pytest.approx(expected, rel=1e-6)
+    assert expected > 3.0  # without warm-up the shadow would still be ~0.015

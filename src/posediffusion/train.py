@@ -291,17 +291,23 @@ def split_validation(sequences: list, fraction: float, seed: int) -> tuple[list,
 
 
 class ExponentialMovingAverage:
-    """EMA of a model's floating-point state: ``shadow <- decay * shadow + (1 - decay) * value``."""
+    """EMA of a model's floating-point state: ``shadow <- d * shadow + (1 - d) * value``.
+
+    ``d = min(decay, (1 + n) / (10 + n))`` after n previous updates (the usual EMA warm-up): without it a
+    short CPU run's EMA would still be dominated by the random initialisation (0.999^1000 = 37 %).
+    n is the global step, so resuming needs no extra state.
+    """
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self, model: torch.nn.Module, num_updates: int) -> None:
+        decay = min(self.decay, (1 + num_updates) / (10 + num_updates))
         for key, value in model.state_dict().items():
             if value.is_floating_point():
-                self.shadow[key].lerp_(value, 1.0 - self.decay)
+                self.shadow[key].lerp_(value, 1.0 - decay)
             else:
                 self.shadow[key].copy_(value)
 
@@ -543,7 +549,7 @@ def train(config: TrainConfig, step_callback: Callable[[int, float], None] | Non
         state.model.train()
         for batch in logger.bar(loader, len(batches), progress.step_in_epoch, progress.epoch):
             seed = step_seed(config.seed, runtime.rank, progress.global_step)
-            loss = state.step(net, batch, generator, seed)
+            loss = state.step(net, batch, generator, seed, progress.global_step)
             progress.global_step += 1
             progress.step_in_epoch += 1
             progress.epoch_loss_sum += loss
@@ -652,8 +658,11 @@ class _TrainingState:
         return DistributedDataParallel(net, device_ids=ids)
 
     def step(self, net: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator,
-             seed: int) -> float:
-        """One optimisation step on ``batch`` with every RNG reseeded from ``seed``; returns the loss (m)."""
+             seed: int, global_step: int) -> float:
+        """One optimisation step on ``batch`` with every RNG reseeded from ``seed``; returns the loss (m).
+
+        ``global_step`` counts the steps taken before this one (the EMA warm-up reads it).
+        """
         torch.manual_seed(seed)
         generator.manual_seed(seed)
         device, amp = self.runtime.device, self.runtime.amp_dtype
@@ -669,7 +678,7 @@ class _TrainingState:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, global_step)
         return float(loss.detach())
 
     def selection_score(self, sequences: list) -> float:

@@ -1,0 +1,377 @@
+"""Accuracy and ablations on the CMU-derived dataset (split by motion): full model vs. each component off.
+
+Every variant is trained with the same preset, seed, optimiser settings and wall-clock budget
+(``--budget-min``, one thread per process) on detector-like 2D (``det``), selected as the LAST checkpoint
+(no validation, nothing tuned on test), then evaluated on GT-2D and det-2D inputs of the test subjects
+(S9, S11) with ``posediffusion.evaluate``: MPJPE, P-MPJPE and MPJVE, P-Agg and J-Agg (estimated root and
+GT root), overall and for the fastest / slowest thirds of frames by ground-truth joint speed.
+
+Variants run as separate 1-thread processes (``--jobs`` at a time). Several invocations may share the work:
+each variant is claimed with a lock file in the run folder, finished variants are skipped, and every
+invocation rewrites the table from all results present when it ends.
+
+    python benchmarks/accuracy.py --data-dir /work/data_cmu --jobs 2
+    python benchmarks/accuracy.py --report-only           # rebuild the table and plot from results/
+
+Outputs (``benchmarks/results/``): ``accuracy_<variant>.json`` (raw numbers per variant),
+``accuracy.json`` / ``accuracy.csv`` / ``accuracy.md`` (the tables), ``adjacency_full.png`` and
+``adjacency_full.json`` (the learned graph of the full model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+#: Ablation switches of ModelConfig; all on = the full model, all off = the plain diffusion baseline.
+SWITCHES = ("graph", "semantic_prompts", "motion_prompts", "energy_regulator")
+VARIANTS: dict[str, dict[str, bool]] = {
+    "full": {},
+    **{f"no_{name}": {name: False} for name in SWITCHES},
+    "baseline": {name: False for name in SWITCHES},
+}
+INPUTS = ("gt", "det")
+ESTIMATES = ("P-Agg", "J-Agg (estimated root)", "J-Agg (GT root)")
+METRICS = ("mpjpe", "p_mpjpe", "mpjve")
+SUBSETS = ("all", "fast", "slow")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=str(common.REPO_ROOT / "data"),
+                   help="CMU-derived dataset folder; prepared from ../shared/data when absent")
+    p.add_argument("--runs-dir", default=str(common.BENCH_DIR / "runs"), help="training run folders")
+    p.add_argument("--out-dir", default=str(common.RESULTS_DIR), help="where results are written")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)}")
+    p.add_argument("--jobs", type=int, default=2, help="variants trained/evaluated at once (1 thread each)")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--budget-min", type=float, default=6.5, help="training wall-clock minutes per variant")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=36, help="windows per training step")
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--lr-decay", type=float, default=0.95)
+    p.add_argument("--train-keypoints", default="det", choices=INPUTS)
+    p.add_argument("--hypotheses", type=int, default=5, help="H at evaluation")
+    p.add_argument("--steps", type=int, default=5, help="K DDIM steps at evaluation")
+    p.add_argument("--camera", default="54138969", help="evaluate the test sequences of this camera only")
+    p.add_argument("--eval-frames", type=int, default=240, help="first N frames of every test sequence")
+    p.add_argument("--report-only", action="store_true", help="only rebuild tables/plot from results")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------------------- one variant
+
+
+def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
+    """Train ``variant`` for ``--budget-min`` minutes (or reuse a finished run); returns run facts."""
+    from posediffusion.train import DataConfig, TrainConfig, train
+
+    run_dir = Path(args.runs_dir) / variant
+    done = run_dir / "last" / "metadata.json"
+    if done.is_file() and (run_dir / "TRAINED").is_file():
+        meta = common.read_json(done)
+        return {"steps": meta["progress"]["global_step"], "epochs_finished": meta["progress"]["epoch"],
+                "train_seconds": common.read_json(run_dir / "TRAINED")["train_seconds"], "reused": True}
+    config = TrainConfig(
+        preset=args.preset, model=dict(VARIANTS[variant]), checkpoint=str(run_dir), epochs=1000,
+        batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, seed=args.seed,
+        budget_min=args.budget_min, overwrite=True, progress_bar=False, tensorboard=False,
+        data=DataConfig(dataset=common.DATASET_NAME, data_dir=args.data_dir, keypoints=args.train_keypoints,
+                        val_fraction=0.0),
+    )
+    start = time.monotonic()
+    result = train(config)
+    seconds = time.monotonic() - start
+    facts = {"steps": result.progress.global_step, "epochs_finished": result.progress.epoch,
+             "train_seconds": round(seconds, 1), "final_loss_mm": round(1000 * float(np.mean(
+                 result.losses[-50:])), 2), "reused": False}
+    common.write_json(run_dir / "TRAINED", facts)
+    return facts
+
+
+def frame_speed(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GT speed of a root-relative (F, J, 3) sequence, metres per frame, mean over joints.
+
+    Returns (per frame (F,) from central differences, per transition t -> t+1 (F-1,)).
+    """
+    transition = np.linalg.norm(np.diff(pose, axis=0), axis=-1).mean(-1)  # (F-1,)
+    padded = np.concatenate([transition[:1], transition, transition[-1:]])
+    return 0.5 * (padded[:-1] + padded[1:]), transition
+
+
+def per_frame_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
+    """mpjpe / p_mpjpe per frame (F,) and mpjve per transition (F-1,), millimetres."""
+    from posediffusion import metrics
+
+    return {"mpjpe": 1000 * np.asarray(metrics.mpjpe(pred, gt, reduction="none")),
+            "p_mpjpe": 1000 * np.asarray(metrics.p_mpjpe(pred, gt, reduction="none")),
+            "mpjve": 1000 * np.asarray(metrics.mpjve(pred, gt, reduction="none"))}
+
+
+def evaluate_variant(args: argparse.Namespace, variant: str, keypoints: str) -> dict[str, Any]:
+    """Evaluate the last checkpoint of ``variant`` on ``keypoints`` 2D; returns the scores of every subset."""
+    from posediffusion.evaluate import EvalConfig, evaluate
+
+    config = EvalConfig(
+        checkpoint=str(Path(args.runs_dir) / variant), checkpoint_name="last", hypotheses=args.hypotheses,
+        steps=args.steps, flip=True, aggregations=("p-agg", "j-agg"),
+        root_sources=("estimated", "ground_truth"), p2=True, camera_ids=(args.camera,), seed=args.seed,
+        data={"data_dir": args.data_dir, "keypoints": keypoints, "max_frames_per_sequence": args.eval_frames},
+    )
+    start = time.monotonic()
+    evaluation = evaluate(config, keep=lambda _seq: True)
+    seconds = time.monotonic() - start
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {label: {m: [] for m in METRICS} for label in ESTIMATES}
+    speeds: dict[str, list[np.ndarray]] = {"frame": [], "transition": []}
+    for seq in evaluation.sequences:
+        valid = np.asarray(seq.valid, dtype=bool)
+        frame, transition = frame_speed(seq.pose_3d)
+        speeds["frame"].append(frame[valid])
+        speeds["transition"].append(transition[valid[1:] & valid[:-1]])
+        for label in ESTIMATES:
+            errors = per_frame_errors(evaluation.predictions[label][seq.name], seq.pose_3d)
+            for metric in METRICS:
+                mask = valid if metric != "mpjve" else valid[1:] & valid[:-1]
+                pooled[label][metric].append(errors[metric][mask])
+    frame_speeds, transition_speeds = (np.concatenate(speeds[k]) for k in ("frame", "transition"))
+    scores = {label: {metric: subset_means(np.concatenate(values),
+                                           transition_speeds if metric == "mpjve" else frame_speeds)
+                      for metric, values in per_metric.items()}
+              for label, per_metric in pooled.items()}
+    protocol = {label: {m: v["final"] for m, v in r.items()}
+                for label, r in evaluation.report["results"].items()}
+    return {"keypoints": keypoints, "scores": scores, "protocol_mean_over_actions": protocol,
+            "frames": int(len(frame_speeds)), "sequences": len(evaluation.sequences),
+            "speed_thirds_m_per_frame": {"frame": tertiles(frame_speeds),
+                                         "transition": tertiles(transition_speeds)},
+            "eval_seconds": round(seconds, 1), "settings": evaluation.report["settings"]}
+
+
+def tertiles(speed: np.ndarray) -> list[float]:
+    """The 1/3 and 2/3 quantiles of the speeds."""
+    return [float(v) for v in np.quantile(speed, [1 / 3, 2 / 3])]
+
+
+def subset_means(errors: np.ndarray, speed: np.ndarray) -> dict[str, float]:
+    """Mean error over all items, the fastest third and the slowest third (by ``speed``), mm."""
+    low, high = tertiles(speed)
+    return {"all": float(errors.mean()), "fast": float(errors[speed >= high].mean()),
+            "slow": float(errors[speed <= low].mean())}
+
+
+def run_worker(args: argparse.Namespace, variant: str) -> None:
+    """Train and evaluate one variant in this process (1 thread); writes accuracy_<variant>.json."""
+    common.pin_threads(1)
+    facts = train_variant(args, variant)
+    print(f"[{variant}] trained {facts['steps']} steps in {facts['train_seconds']} s", flush=True)
+    evaluations = {}
+    for keypoints in INPUTS:
+        evaluations[keypoints] = evaluate_variant(args, variant, keypoints)
+        print(f"[{variant}] evaluated on {keypoints} 2D in {evaluations[keypoints]['eval_seconds']} s",
+              flush=True)
+    payload = {"variant": variant, "switches_off": [k for k, v in VARIANTS[variant].items() if not v],
+               "training": facts, "evaluations": evaluations, "machine": common.machine_info(),
+               "command_args": vars(args)}
+    common.write_json(Path(args.out_dir) / f"accuracy_{variant}.json", payload)
+    if variant == "full":
+        plot_adjacency(Path(args.runs_dir) / variant, Path(args.out_dir))
+
+
+# ------------------------------------------------------------------------------------------ orchestration
+
+
+def claim(run_dir: Path) -> bool:
+    """Atomically create ``run_dir/CLAIMED``; False when another invocation already claimed the variant."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(run_dir / "CLAIMED", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, f"pid {os.getpid()} at {time.strftime('%H:%M:%SZ', time.gmtime())}\n".encode())
+    os.close(fd)
+    return True
+
+
+def run_all(args: argparse.Namespace) -> None:
+    """Run the unclaimed, unfinished variants, ``--jobs`` at a time, each in its own 1-thread process."""
+    todo = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(todo) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    running: list[tuple[str, subprocess.Popen]] = []
+    forwarded = [f"--{key.replace('_', '-')}={value}" for key, value in vars(args).items()
+                 if key not in ("jobs", "report_only", "worker")]
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            variant = todo.pop(0)
+            if (Path(args.out_dir) / f"accuracy_{variant}.json").is_file():
+                continue
+            if not claim(Path(args.runs_dir) / variant):
+                print(f"[{variant}] claimed by another invocation, skipped", flush=True)
+                continue
+            command = [sys.executable, __file__, *forwarded, "--worker", variant]
+            running.append((variant, subprocess.Popen(command, env=common.single_thread_env())))
+            print(f"[{variant}] started at {time.strftime('%H:%M:%SZ', time.gmtime())}", flush=True)
+        time.sleep(2)
+        for variant, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((variant, proc))
+                print(f"[{variant}] exit code {proc.returncode}", flush=True)
+                if proc.returncode != 0:
+                    (Path(args.runs_dir) / variant / "CLAIMED").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------- reporting
+
+
+def load_results(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """accuracy_<variant>.json of every variant present, in VARIANTS order."""
+    found = {}
+    for variant in VARIANTS:
+        path = out_dir / f"accuracy_{variant}.json"
+        if path.is_file():
+            found[variant] = common.read_json(path)
+    return found
+
+
+def table_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per (variant, 2D input, estimate)."""
+    rows = []
+    for variant, result in results.items():
+        for keypoints, evaluation in result["evaluations"].items():
+            for label in ESTIMATES:
+                row = {"variant": variant, "input_2d": keypoints, "estimate": label,
+                       "train_steps": result["training"]["steps"]}
+                for metric in METRICS:
+                    for subset in SUBSETS:
+                        row[f"{metric}_{subset}"] = round(evaluation["scores"][label][metric][subset], 2)
+                rows.append(row)
+    return rows
+
+
+def markdown_tables(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown: per 2D input and estimate, one row per variant, ratios against the baseline."""
+    if not results:
+        return "no results yet\n"
+    any_eval = next(iter(results.values()))["evaluations"]["det"]
+    s = any_eval["settings"]
+    head = (f"Test: S9+S11, camera {s['camera_ids'][0]}, first {s['data']['max_frames_per_sequence']} "
+            f"frames of each of {any_eval['sequences']} sequences ({any_eval['frames']} frames); "
+            f"H={s['hypotheses']}, "
+            f"K={s['steps']}, flip={s['flip']}, eta={s['eta']}, window {s['window_frames']}/"
+            f"{s['window_stride']}; last checkpoint. Errors in mm (MPJVE mm/frame), pooled over frames. "
+            "fast/slow = fastest/slowest third of frames by GT joint speed. `x base` = MPJPE / baseline's.\n")
+    out = [head]
+    for keypoints in INPUTS:
+        for label in ESTIMATES:
+            out += [f"\n**{label}, {keypoints.upper()} 2D input**\n",
+                    "| variant | steps | MPJPE | x base | P-MPJPE | MPJVE | MPJPE fast | MPJPE slow "
+                    "| MPJVE fast | MPJVE slow |", "|---|---|---|---|---|---|---|---|---|---|"]
+            base = results.get("baseline", {}).get("evaluations", {}).get(keypoints)
+            for variant, result in results.items():
+                sc = result["evaluations"][keypoints]["scores"][label]
+                ratio = (f"{sc['mpjpe']['all'] / base['scores'][label]['mpjpe']['all']:.3f}"
+                         if base else "-")
+                mpjpe, mpjve = sc["mpjpe"], sc["mpjve"]
+                out.append(f"| {variant} | {result['training']['steps']} | {mpjpe['all']:.1f} | {ratio} "
+                           f"| {sc['p_mpjpe']['all']:.1f} | {mpjve['all']:.2f} | {mpjpe['fast']:.1f} "
+                           f"| {mpjpe['slow']:.1f} | {mpjve['fast']:.2f} | {mpjve['slow']:.2f} |")
+    return "\n".join(out) + "\n"
+
+
+def write_report(out_dir: Path) -> None:
+    """accuracy.json / .csv / .md from every per-variant result present."""
+    results = load_results(out_dir)
+    rows = table_rows(results)
+    common.write_json(out_dir / "accuracy.json", {"variants": list(results), "rows": rows})
+    if rows:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        from posediffusion.io_utils import write_text_atomic
+
+        write_text_atomic(out_dir / "accuracy.csv", buffer.getvalue())
+    from posediffusion.io_utils import write_text_atomic
+
+    text = markdown_tables(results)
+    write_text_atomic(out_dir / "accuracy.md", text)
+    print(text)
+
+
+def plot_adjacency(run_dir: Path, out_dir: Path) -> None:
+    """Plot the learned normalised adjacency (mean over spatial blocks) and its change from the skeleton."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from posediffusion.checkpoint import load_model
+    from posediffusion.model.graph import normalize_adjacency, skeleton_adjacency
+    from posediffusion.skeleton import H36M_17
+
+    model, _ = load_model(run_dir, "last")
+    learned = model.denoiser.learned_adjacency().detach().numpy()  # (L, J, J)
+    initial = normalize_adjacency(torch.from_numpy(skeleton_adjacency(H36M_17,
+                                                                      model.config.model.graph_hops))).numpy()
+    mean, change = learned.mean(0), learned.mean(0) - initial
+    names = list(H36M_17.joints)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6))
+    for ax, matrix, title, cmap in ((axes[0], mean, "learned A_hat (mean over spatial blocks)", "viridis"),
+                                    (axes[1], change, "learned - initial skeleton A_hat", "RdBu_r")):
+        limit = np.abs(matrix).max() if cmap == "RdBu_r" else None
+        image = ax.imshow(matrix, cmap=cmap, vmin=-limit if limit else None, vmax=limit)
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    from posediffusion.io_utils import atomic_path
+
+    with atomic_path(out_dir / "adjacency_full.png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    off_skeleton = [(float(change[i, k]), names[i], names[k]) for i in range(len(names))
+                    for k in range(i + 1, len(names)) if initial[i, k] == 0]
+    common.write_json(out_dir / "adjacency_full.json", {
+        "per_block_max_abs_change": [float(np.abs(layer - initial).max()) for layer in learned],
+        "mean_abs_change": float(np.abs(change).mean()),
+        "largest_new_couplings": [{"joints": [a, b], "weight": w}
+                                  for w, a, b in sorted(off_skeleton)[::-1][:8]],
+        "learned_mean": np.round(mean, 4).tolist(), "initial": np.round(initial, 4).tolist()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    if args.worker:
+        run_worker(args, args.worker)
+        return 0
+    if not args.report_only:
+        common.ensure_dataset(args.data_dir, seed=args.seed)
+        start = time.monotonic()
+        run_all(args)
+        print(f"accuracy benchmark: {time.monotonic() - start:.0f} s wall", flush=True)
+    full_run, plot = Path(args.runs_dir) / "full", Path(args.out_dir) / "adjacency_full.png"
+    if (full_run / "last").is_dir() and not plot.is_file():
+        plot_adjacency(full_run, Path(args.out_dir))
+    write_report(Path(args.out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
