@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from posediffusion.io_utils import give_default_mode
+
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
@@ -47,6 +49,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
+        give_default_mode(tmp)  # mkdtemp creates 0700
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))

@@ -1,0 +1,45 @@
+"""Export a trained checkpoint as the package's bundled model (weights + config, no training state).
+
+Reproduce the bundled model (docs/bundled-model.md):
+
+    posediffusion prepare mocap --input ../shared/data/mocap/cmu_h36m17_50hz.npz \
+        --out DATA --name cmu --seed 0
+    OMP_NUM_THREADS=1 posediffusion train -d cmu --data-dir DATA -k det -str S1,S5,S6,S7,S8 -ste S9,S11 \
+        --preset small -c RUN -lr 4e-4 -lrd 0.95 -e 100 --budget-min 30 --ema-decay 0.999 --nolog
+    python tools/export_bundled_model.py RUN --name last --weights raw \
+        --out src/posediffusion/assets/cmu_small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from posediffusion.checkpoint import load_model, save_checkpoint
+
+CREDIT = ("The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with "
+          "funding from NSF EIA-0196217.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="run folder or checkpoint folder")
+    parser.add_argument("--name", default=None, help="best or last (default: best if present)")
+    parser.add_argument("--weights", choices=("ema", "raw"), default="raw")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    model, checkpoint = load_model(args.run, args.name, ema=args.weights == "ema")
+    metadata = {
+        "source_checkpoint": str(checkpoint.path), "weights": args.weights,
+        "trained": {k: v for k, v in checkpoint.metadata.items()
+                    if k in ("epoch", "global_step", "selection_split", "selection_mpjpe_mm")},
+        "training_data": "CMU mocap (shared/data/mocap) via `posediffusion prepare mocap --seed 0`, "
+                         "train subjects S1,S5,S6,S7,S8 (test motions S9,S11 held out), 2D: det",
+        "credit": CREDIT,
+    }
+    save_checkpoint(args.out, model, run_config=checkpoint.run_config, metadata=metadata)
+    print(json.dumps(metadata, indent=1))
+
+
+if __name__ == "__main__":
+    main()
