@@ -96,3 +96,54 @@ def test_cli_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "out.npz"
     assert main(["lift", str(src), "--out", str(out), "--checkpoint", str(tmp_path / "nope")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("fmt", ["coco", "halpe", "openpose", "csv"])
+def test_lift_cli_on_each_format(tmp_path, tiny_checkpoint, fmt):
+    from tests.data.test_keypoints import (
+        BODY25,
+        COCO,
+        H36M,
+        HALPE,
+        expected_h36m,
+        source_points,
+        write_coco_results,
+        write_openpose,
+    )
+
+    frames = 10
+    if fmt == "coco":
+        pts = source_points(frames, 17)
+        src = write_coco_results(tmp_path / "coco.json", pts, list(range(frames)))
+        expected = expected_h36m(pts, COCO)
+    elif fmt == "halpe":
+        pts = source_points(frames, 26)
+        src = write_coco_results(tmp_path / "halpe.json", pts, list(range(frames)))
+        expected = expected_h36m(pts, HALPE)
+    elif fmt == "openpose":
+        pts = source_points(frames, 25)
+        src = write_openpose(tmp_path / "openpose", pts, list(range(frames)))
+        expected = expected_h36m(pts, BODY25)
+    else:
+        expected = source_points(frames, 17)
+        src = tmp_path / "kp.csv"
+        rows = ["frame,joint,x,y"] + [f"{f},{H36M[j]},{expected[f, j, 0]},{expected[f, j, 1]}"
+                                      for f in range(frames) for j in range(17)]
+        src.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out.npz"
+    code = main(["lift", str(src), "--out", str(out), "--image-size", "640", "480", "--checkpoint",
+                 str(tiny_checkpoint), "--hypotheses", "2", "--steps", "1"])
+    assert code == 0
+    data = np.load(out)
+    np.testing.assert_allclose(data["keypoints_2d"], expected, atol=1e-3)  # the format was mapped right
+    assert data["pose_3d"].shape == (frames, 17, 3) and np.isfinite(data["pose_3d"]).all()
+
+
+def test_unknown_format_writes_nothing(tmp_path, tiny_checkpoint, capsys):
+    src = tmp_path / "notes.json"
+    src.write_text('{"hello": "world"}')
+    out = tmp_path / "out.npz"
+    code = main(["lift", str(src), "--out", str(out), "--image-size", "640", "480", "--checkpoint",
+                 str(tiny_checkpoint)])
+    assert code == 2 and not out.exists()
+    assert "format" in capsys.readouterr().err
