@@ -28,6 +28,34 @@ from posediffusion.data.windows import take_windows, window_frame_indices, windo
 log = logging.getLogger(__name__)
 
 AGGREGATIONS = ("joint", "pose")
+AGGREGATION_LABELS = {"joint": "J-Agg (camera-free, weak perspective)", "pose": "P-Agg"}
+
+
+class _WindowMerger:
+    """Running Hann-weighted sums of per-window values over a clip (memory O(F), not O(windows))."""
+
+    def __init__(self, num_frames: int, frames: int) -> None:
+        self.num_frames, self.frames = num_frames, frames
+        self.taper = window_weights(frames, "hann")  # (T,)
+        self.weight = np.zeros(num_frames)  # (F,)
+        self.sums: dict[str, np.ndarray] = {}
+
+    def add(self, starts: np.ndarray, values: dict[str, torch.Tensor]) -> None:
+        """Add windows starting at ``starts``; each value is (n, T, ...)."""
+        index, inside = window_frame_indices(starts, self.frames, self.num_frames)  # (n, T)
+        rows = index[inside]  # (M,)
+        w = np.broadcast_to(self.taper, index.shape)[inside]  # (M,)
+        np.add.at(self.weight, rows, w)
+        for name, value in values.items():
+            v = value.detach().cpu().double().numpy()[inside]  # (M, ...)
+            if name not in self.sums:
+                self.sums[name] = np.zeros((self.num_frames, *v.shape[1:]))
+            np.add.at(self.sums[name], rows, v * w.reshape(-1, *[1] * (v.ndim - 1)))
+
+    def result(self, name: str) -> np.ndarray:
+        """(F, ...) float32 weighted mean of ``name`` over the windows covering each frame."""
+        total = self.sums[name]
+        return (total / self.weight.reshape(-1, *[1] * (total.ndim - 1))).astype(np.float32)
 
 
 @dataclass
@@ -41,6 +69,8 @@ class LiftResult:
         image_size: (width, height).
         hypotheses: (H, F, 17, 3) float32 or ``None`` (only when requested).
         filled: (F, 17) bool, joints that were missing in the input and filled over time.
+        alternatives: aggregation label -> (F, 17, 3): every aggregation of the same samples (J-Agg and
+            P-Agg), so they can be compared without sampling twice.
         settings: everything needed to reproduce the result (checkpoint, H, K, flip, aggregation, ...).
     """
 
@@ -51,6 +81,7 @@ class LiftResult:
     hypotheses: np.ndarray | None = None
     filled: np.ndarray | None = None
     fps: float = 50.0
+    alternatives: dict[str, np.ndarray] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | Path, ground_truth: np.ndarray | None = None) -> Path:
@@ -161,12 +192,8 @@ def lift_keypoints(
     normalised = torch.as_tensor(normalize_screen(pixels, *image_size).astype(np.float32),
                                  device=device)  # (F, 17, 2)
     generator = torch.Generator().manual_seed(seed)
-    taper = window_weights(frames, "hann")  # (T,)
 
-    sums = np.zeros((num_frames, 17, 3))
-    spread_sums = np.zeros((num_frames, 17))
-    hyp_sums = np.zeros((hypotheses, num_frames, 17, 3)) if keep_hypotheses else None
-    weight_sum = np.zeros(num_frames)
+    merged = _WindowMerger(num_frames, frames)
     batches = [starts[i : i + batch_windows] for i in range(0, len(starts), batch_windows)]
     if progress:
         from tqdm import tqdm
@@ -176,34 +203,27 @@ def lift_keypoints(
         x2d = take_windows(normalised, batch_starts, frames)  # (n, T, 17, 2)
         hyps = model.sample(x2d, num_hypotheses=hypotheses, steps=steps, flip=flip, generator=generator)
         # hyps: (n, H, T, 17, 3)
-        if aggregation == "joint":
-            agg = joint_aggregate(hyps, x2d, camera=None, root_source="weak_perspective")  # (n, T, 17, 3)
-        else:
-            agg = pose_aggregate(hyps)
-        spread = (hyps - hyps.mean(dim=1, keepdim=True)).norm(dim=-1).mean(dim=1)  # (n, T, 17)
-        index, inside = window_frame_indices(batch_starts, frames, num_frames)  # (n, T)
-        w = np.broadcast_to(taper, index.shape)[inside]  # (M,)
-        rows = index[inside]
-        np.add.at(weight_sum, rows, w)
-        np.add.at(sums, rows, agg.cpu().double().numpy()[inside] * w[:, None, None])
-        np.add.at(spread_sums, rows, spread.cpu().double().numpy()[inside] * w[:, None])
-        if hyp_sums is not None:
-            per_hyp = hyps.transpose(0, 1).cpu().double().numpy()[:, inside]  # (H, M, 17, 3)
-            for h in range(hypotheses):
-                np.add.at(hyp_sums[h], rows, per_hyp[h] * w[:, None, None])
-    pose = (sums / weight_sum[:, None, None]).astype(np.float32)
-    pose -= pose[:, :1]  # merging keeps the root at 0; guard against rounding
-    all_hyps = None if hyp_sums is None else (hyp_sums / weight_sum[None, :, None, None]).astype(np.float32)
-    label = "J-Agg (camera-free, weak perspective)" if aggregation == "joint" else "P-Agg"
+        values = {
+            "joint": joint_aggregate(hyps, x2d, camera=None, root_source="weak_perspective"),  # (n, T, 17, 3)
+            "pose": pose_aggregate(hyps),  # (n, T, 17, 3)
+            "spread": (hyps - hyps.mean(dim=1, keepdim=True)).norm(dim=-1).mean(dim=1),  # (n, T, 17)
+        }
+        if keep_hypotheses:
+            values["hypotheses"] = hyps.permute(0, 2, 1, 3, 4)  # (n, T, H, 17, 3)
+        merged.add(batch_starts, values)
+    poses = {name: merged.result(name) for name in AGGREGATIONS}
+    for pose in poses.values():
+        pose -= pose[:, :1]  # merging keeps the root at 0; guard against rounding
     result = LiftResult(
-        pose_3d=pose,
-        uncertainty=(spread_sums / weight_sum[:, None]).astype(np.float32),
+        pose_3d=poses[aggregation],
+        uncertainty=merged.result("spread"),
         keypoints_2d=pixels,
         image_size=image_size,
-        hypotheses=all_hyps,
+        hypotheses=merged.result("hypotheses").transpose(1, 0, 2, 3) if keep_hypotheses else None,
+        alternatives={AGGREGATION_LABELS[name]: pose for name, pose in poses.items()},
         settings={"hypotheses": hypotheses, "steps": steps, "flip": flip, "seed": seed, "stride": stride,
-                  "aggregation": label,
-                  "frames_per_window": frames, "windows": len(starts)},
+                  "aggregation": AGGREGATION_LABELS[aggregation], "frames_per_window": frames,
+                  "windows": len(starts)},
     )
     return result
 
@@ -263,7 +283,7 @@ def bundled_sample() -> Path:
 
 
 def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int = 5, steps: int = 5,
-         render: bool = True) -> dict[str, Any]:
+         render: bool = True, render_frames: int = 150) -> dict[str, Any]:
     """Lift the bundled sample, score it against its ground truth, write npz (+ gif); return a report."""
     from posediffusion.metrics import mpjpe, p_mpjpe
 
@@ -271,15 +291,11 @@ def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int
     gt = sample["ground_truth"]
     image_size = (int(sample["image_size"][0]), int(sample["image_size"][1]))
     model, source = load_lifter(checkpoint)
-    metrics: dict[str, dict[str, float]] = {}
-    results = {}
-    for aggregation, label in (("joint", "J-Agg (camera-free, weak perspective)"), ("pose", "P-Agg")):
-        result = lift_keypoints(sample["keypoints"], image_size, model, hypotheses=hypotheses, steps=steps,
-                                aggregation=aggregation, seed=0)
-        results[aggregation] = result
-        metrics[f"{label}, H={hypotheses}"] = {"mpjpe": 1000 * mpjpe(result.pose_3d, gt),
-                                               "p_mpjpe": 1000 * p_mpjpe(result.pose_3d, gt)}
-    result = results["joint"]
+    result = lift_keypoints(sample["keypoints"], image_size, model, hypotheses=hypotheses, steps=steps,
+                            seed=0)
+    metrics = {f"{label}, H={hypotheses}": {"mpjpe": 1000 * mpjpe(pose, gt),
+                                            "p_mpjpe": 1000 * p_mpjpe(pose, gt)}
+               for label, pose in result.alternatives.items()}
     result.fps = float(sample["fps"])
     result.settings.update({"checkpoint": source, "input": "bundled sample"})
     out_dir = Path(out_dir)
@@ -290,6 +306,6 @@ def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int
         written.append(render_animation(result.keypoints_2d, result.pose_3d, out_dir / "demo.gif",
                                         ground_truth=gt, uncertainty=result.uncertainty, fps=result.fps,
                                         image_size=image_size, title="posediffusion demo (held-out CMU)",
-                                        stride=2, max_frames=150))
+                                        stride=2, max_frames=render_frames))
     return {"description": str(sample["description"]), "frames": len(gt), "hypotheses": hypotheses,
             "steps": steps, "model": source, "metrics_mm": metrics, "written": written}

@@ -12,6 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hypotheses", type=int, default=5, help="H samples (default 5)")
     parser.add_argument("--steps", type=int, default=5, help="K DDIM steps (default 5)")
     parser.add_argument("--no-render", action="store_true", help="skip the gif")
+    parser.add_argument("--render-frames", type=int, default=150,
+                        help="frames in the gif (every 2nd frame of the clip; default 150)")
     parser.add_argument("--checkpoint", default=None,
                         help="use another checkpoint instead of the bundled one")
 
@@ -24,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     report = demo(Path(args.out), checkpoint=args.checkpoint, hypotheses=args.hypotheses, steps=args.steps,
-                  render=not args.no_render)
+                  render=not args.no_render, render_frames=args.render_frames)
     print(report["description"])
     print(f"{report['frames']} frames lifted with H={report['hypotheses']}, K={report['steps']}, flip, "
           f"{report['model']}")
