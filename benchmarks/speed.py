@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rss-steps", type=int, default=1, help="DDIM steps of the 30,000-frame RSS run")
     p.add_argument("--rss-frames", type=int, default=CLIP_FRAMES)
     p.add_argument("--rss-preset", default="small")
+    p.add_argument("--rss-stride", type=int, default=None,
+                   help="window stride of the RSS run (default: lift's T // 2)")
     p.add_argument("--out-dir", default=str(common.RESULTS_DIR))
     p.add_argument("--report-only", action="store_true", help="only rebuild speed.md from speed_*.json")
     p.add_argument("--measure", default=None, help=argparse.SUPPRESS)
@@ -287,7 +289,8 @@ def measure_rss(args: argparse.Namespace) -> dict[str, Any]:
     before = peak_rss_mb()
     start = time.perf_counter()
     result = lift_keypoints(clip, tuple(int(v) for v in sample["image_size"]), model,
-                            hypotheses=args.hypotheses, steps=args.rss_steps, flip=True)
+                            hypotheses=args.hypotheses, steps=args.rss_steps, flip=True,
+                            stride=args.rss_stride)
     seconds = time.perf_counter() - start
     return {"preset": args.rss_preset, "clip_frames": len(clip), "hypotheses": args.hypotheses,
             "steps": args.rss_steps, "flip": True, "windows": result.settings["windows"],
@@ -314,6 +317,8 @@ def spawn(args: argparse.Namespace, part: str, preset: str) -> dict[str, Any]:
                "--steps", str(args.steps), "--repeats", str(args.repeats),
                "--rss-steps", str(args.rss_steps), "--rss-frames", str(args.rss_frames),
                "--rss-preset", args.rss_preset]
+    if args.rss_stride is not None:
+        command += ["--rss-stride", str(args.rss_stride)]
     env = {**common.single_thread_env(), "OMP_NUM_THREADS": str(args.threads),
            "MKL_NUM_THREADS": str(args.threads)}
     start = time.monotonic()
@@ -358,8 +363,7 @@ def markdown(results: dict[str, Any]) -> str:
                        f"| {r['speedup']:.2f}x | {r['max_abs_diff_m']:.1e} | {r['max_abs_output_m']:.2f} "
                        f"| {r['folded_achieved_gflops']:.1f} | {pct} |")
         out.append("")
-    if results.get("rss"):
-        r = results["rss"]["clip"]
+    for r in results.get("rss", {}).values():
         out.append(f"Lifting a {r['clip_frames']:,}-frame clip ({r['preset']}, H={r['hypotheses']}, "
                    f"K={r['steps']}, flip, stride {r['stride']}, {r['windows']} windows): peak RSS "
                    f"{r['peak_rss_mb']:.0f} MB ({r['peak_rss_mb_before_lifting']:.0f} MB before lifting), "
@@ -382,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         for part in [p for p in args.parts.split(",") if p]:
             if part not in MEASURES:
                 raise ValueError(f"unknown part {part!r}; choose from {PARTS}")
-            special = {"peak": ["machine"], "rss": ["clip"]}
+            rss_key = f"{args.rss_frames}_frames_stride_{args.rss_stride or 'half'}"
+            special = {"peak": ["machine"], "rss": [rss_key]}
             presets = special.get(part, args.presets.split(","))
             for preset in presets:
                 print(f"measuring {part} {preset} ...", flush=True)

@@ -31,8 +31,8 @@ def main() -> None:
     model, checkpoint = load_model(args.run, args.name, ema=args.weights == "ema")
     metadata = {
         "source_checkpoint": str(checkpoint.path), "weights": args.weights,
-        "trained": {k: v for k, v in checkpoint.metadata.items()
-                    if k in ("epoch", "global_step", "selection_split", "selection_mpjpe_mm")},
+        "trained": {"progress": checkpoint.metadata.get("progress"),
+                    "selection": checkpoint.metadata.get("selection")},
         "training_data": "CMU mocap (shared/data/mocap) via `posediffusion prepare mocap --seed 0`, "
                          "train subjects S1,S5,S6,S7,S8 (test motions S9,S11 held out), 2D: det",
         "credit": CREDIT,

@@ -283,7 +283,7 @@ def bundled_sample() -> Path:
 
 
 def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int = 5, steps: int = 5,
-         render: bool = True, render_frames: int = 150) -> dict[str, Any]:
+         render: bool = True, render_frames: int = 100) -> dict[str, Any]:
     """Lift the bundled sample, score it against its ground truth, write npz (+ gif); return a report."""
     from posediffusion.metrics import mpjpe, p_mpjpe
 

@@ -12,8 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hypotheses", type=int, default=5, help="H samples (default 5)")
     parser.add_argument("--steps", type=int, default=5, help="K DDIM steps (default 5)")
     parser.add_argument("--no-render", action="store_true", help="skip the gif")
-    parser.add_argument("--render-frames", type=int, default=150,
-                        help="frames in the gif (every 2nd frame of the clip; default 150)")
+    parser.add_argument("--render-frames", type=int, default=100,
+                        help="frames in the gif (every 2nd frame of the clip; default 100)")
     parser.add_argument("--checkpoint", default=None,
                         help="use another checkpoint instead of the bundled one")
 
