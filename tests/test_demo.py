@@ -24,7 +24,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     data = np.load(out / "demo_prediction.npz")
     gt = np.load(bundled_sample())["ground_truth"]
     assert data["pose_3d"].shape == gt.shape
-    # the bundled model is trained: far better than predicting the mean pose (~ a few hundred mm)
-    assert 1000 * mpjpe(data["pose_3d"], gt) < 150.0
+    # the bundled model is trained: better than the clip's own mean pose, a constant that peeks at the
+    # ground truth (~200 mm here); an untrained model scores ~480 mm
+    mean_pose_error = mpjpe(np.broadcast_to(gt.mean(0), gt.shape), gt)
+    assert mpjpe(data["pose_3d"], gt) < 0.85 * mean_pose_error
     with Image.open(out / "demo.gif") as gif:
         assert gif.n_frames == 6
