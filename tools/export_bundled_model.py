@@ -6,7 +6,8 @@ Reproduce the bundled model (docs/bundled-model.md):
         --out DATA --name cmu --seed 0
     OMP_NUM_THREADS=1 posediffusion train -d cmu --data-dir DATA -k det -str S1,S5,S6,S7,S8 -ste S9,S11 \
         --preset small -c RUN -lr 4e-4 -lrd 0.95 -e 100 --budget-min 30 --ema-decay 0.999 --nolog
-    python tools/export_bundled_model.py RUN --name last --weights raw \
+    # (the bundled model: that run, then the same command with --resume --budget-min 20)
+    python tools/export_bundled_model.py RUN --name last --weights ema \
         --out src/posediffusion/assets/cmu_small
 """
 
