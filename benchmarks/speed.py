@@ -290,7 +290,7 @@ def measure_rss(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     result = lift_keypoints(clip, tuple(int(v) for v in sample["image_size"]), model,
                             hypotheses=args.hypotheses, steps=args.rss_steps, flip=True,
-                            stride=args.rss_stride)
+                            stride=args.rss_stride, progress=True)
     seconds = time.perf_counter() - start
     return {"preset": args.rss_preset, "clip_frames": len(clip), "hypotheses": args.hypotheses,
             "steps": args.rss_steps, "flip": True, "windows": result.settings["windows"],

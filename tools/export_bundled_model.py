@@ -31,6 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     model, checkpoint = load_model(args.run, args.name, ema=args.weights == "ema")
     metadata = {
+        "kind": "bundled", "preset": checkpoint.metadata.get("preset"),
         "source_checkpoint": str(checkpoint.path), "weights": args.weights,
         "trained": {"progress": checkpoint.metadata.get("progress"),
                     "selection": checkpoint.metadata.get("selection")},

@@ -6,9 +6,11 @@ in batches (H hypotheses folded into the batch, flip test-time augmentation batc
 aggregated per window, and merged back with a Hann taper so window seams do not show. Memory is bounded:
 only the merged (F, 17, 3) sums are kept unless all hypotheses are requested.
 
-Aggregation is camera-free by default (J-Agg with a weak-perspective fit: for each joint and frame the
-hypothesis whose reprojection is nearest the input keypoint), since in-the-wild input has no calibration;
-``aggregation="pose"`` takes the mean of the hypotheses (P-Agg).
+Aggregation: the mean of the hypotheses (P-Agg) by default; ``aggregation="joint"`` is camera-free J-Agg
+(weak-perspective fit: for each joint and frame the hypothesis whose reprojection is nearest the input
+keypoint). Both are always computed from the same samples (``LiftResult.alternatives``). P-Agg is the
+default because on the validation takes it had lower MPJPE, P-MPJPE and half the velocity error
+(benchmarks/bundled/aggregation_on_validation.json): choosing joints independently per frame jitters.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ def lift_keypoints(
     hypotheses: int = 5,
     steps: int = 5,
     flip: bool = True,
-    aggregation: str = "joint",
+    aggregation: str = "pose",
     stride: int | None = None,
     batch_windows: int = 8,
     keep_hypotheses: bool = False,
@@ -172,7 +174,9 @@ def lift_keypoints(
         hypotheses: H >= 1 samples per window.
         steps: K >= 1 DDIM steps.
         flip: flip test-time augmentation.
-        aggregation: ``"joint"`` (camera-free J-Agg, weak perspective) or ``"pose"`` (P-Agg, the mean).
+        aggregation: ``"pose"`` (P-Agg, the mean; default) or ``"joint"`` (camera-free J-Agg, weak
+            perspective). P-Agg is the default because it measured better on the validation takes
+            (benchmarks/bundled/aggregation_on_validation.json), above all in velocity error.
         stride: window stride (default T // 2, at least 1): overlap smooths window seams.
         batch_windows: windows per network batch (memory ~ batch_windows x H x T).
         keep_hypotheses: also return all (H, F, 17, 3) hypotheses, merged over windows.

@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hypotheses", "-num_proposals", type=int, default=5, help="H samples (default 5)")
     parser.add_argument("--steps", "-sampling_timesteps", type=int, default=5,
                         help="K DDIM steps (default 5)")
-    parser.add_argument("--aggregation", choices=("joint", "pose"), default="joint",
-                        help="joint = camera-free J-Agg (default), pose = P-Agg (mean of hypotheses)")
+    parser.add_argument("--aggregation", choices=("pose", "joint"), default="pose",
+                        help="pose = P-Agg, mean of hypotheses (default); joint = camera-free J-Agg")
     parser.add_argument("--no-flip", action="store_true", help="disable flip test-time augmentation")
     parser.add_argument("--all-hypotheses", action="store_true", help="also store all hypotheses")
     parser.add_argument("--min-confidence", type=float, default=0.3, help="below this a joint is missing")

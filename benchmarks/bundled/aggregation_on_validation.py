@@ -1,0 +1,54 @@
+"""Which aggregation should `lift` use by default? Measured on the VALIDATION takes of the training
+subjects (never the test split), with the bundled model, exactly as `posediffusion lift` runs.
+
+    OMP_NUM_THREADS=1 python benchmarks/bundled/aggregation_on_validation.py --data-dir DATA
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from posediffusion.camera import image_coordinates
+from posediffusion.lift import lift_keypoints, load_lifter
+from posediffusion.metrics import mpjpe, mpjve, p_mpjpe
+from posediffusion.train import DataConfig, load_sequences, split_validation
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--camera", default="54138969")
+    parser.add_argument("--hypotheses", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    data = DataConfig(dataset="cmu", data_dir=args.data_dir, keypoints="det",
+                      subjects_train=["S1", "S5", "S6", "S7", "S8"], subjects_test=["S9", "S11"])
+    _, val = split_validation(load_sequences(data, "train"), 0.1, 0)  # the bundled run's validation takes
+    val = [s for s in val if s.camera_id == args.camera]
+    model, source = load_lifter(None)
+    preds: dict[str, list] = {}
+    truth = []
+    for seq in val:
+        pixels = image_coordinates(seq.keypoints_2d, seq.camera["res_w"], seq.camera["res_h"])
+        result = lift_keypoints(pixels, (seq.camera["res_w"], seq.camera["res_h"]), model,
+                                hypotheses=args.hypotheses, steps=args.steps)
+        for label, pose in result.alternatives.items():
+            preds.setdefault(label, []).append(pose)
+        truth.append(seq.pose_3d)
+    report = {"model": source, "split": "validation (training subjects' held-out takes)",
+              "sequences": [s.name for s in val], "frames": int(sum(len(t) for t in truth)),
+              "hypotheses": args.hypotheses, "steps": args.steps, "flip": True, "input": "det 2D"}
+    for label, poses in preds.items():
+        report[label] = {
+            "mpjpe_mm": 1000 * mpjpe(np.concatenate(poses), np.concatenate(truth)),
+            "p_mpjpe_mm": 1000 * p_mpjpe(np.concatenate(poses), np.concatenate(truth)),
+            "mpjve_mm": 1000 * float(np.mean([mpjve(p, t) for p, t in zip(poses, truth, strict=True)])),
+        }
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
