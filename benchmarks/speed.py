@@ -381,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     path = out_dir / "speed.json"
     results = common.read_json(path) if path.is_file() else {}
     if not args.report_only:
+        common.pin_threads(args.threads)  # so that machine_info reports the measurement thread count
         results["machine"] = common.machine_info()
         results["threads"] = args.threads
         for part in [p for p in args.parts.split(",") if p]:
