@@ -90,14 +90,11 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     config = TrainConfig(
         preset=args.preset, model=dict(VARIANTS[variant]), checkpoint=str(run_dir), epochs=1000,
         batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, seed=args.seed,
-        budget_min=args.budget_min, overwrite=True, progress_bar=False, tensorboard=False,
+        budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=True, progress_bar=False,
+        tensorboard=False,
         data=DataConfig(dataset=common.DATASET_NAME, data_dir=args.data_dir, keypoints=args.train_keypoints,
                         val_fraction=0.0),
     )
-    if args.budget_clock == "cpu":
-        import posediffusion.train as train_module
-
-        train_module.time = ProcessClock()  # the loop's budget check now reads this process's CPU time
     start, cpu_start = time.monotonic(), time.process_time()
     result = train(config)
     seconds, cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
@@ -107,20 +104,6 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
                  result.losses[-50:])), 2), "reused": False}
     common.write_json(run_dir / "TRAINED", facts)
     return facts
-
-
-class ProcessClock:
-    """Stand-in for the ``time`` module whose ``monotonic()`` is this process's CPU time.
-
-    Installed as ``posediffusion.train.time`` so that ``TrainConfig.budget_min`` counts CPU seconds of
-    the (1-thread) training process: other jobs on the machine then cannot shrink a variant's budget.
-    """
-
-    def monotonic(self) -> float:
-        return time.process_time()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
 
 def frame_speed(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -270,3 +270,14 @@ def test_ema_warm_up_follows_the_formula():
         expected = d * expected + (1 - d) * (n + 1)
     assert ema.shadow["weight"].item() == pytest.approx(expected, rel=1e-6)
     assert expected > 3.0  # without warm-up the shadow would still be ~0.015
+
+
+def test_budget_clock_is_validated_and_cpu_clock_counts_process_time(monkeypatch):
+    import posediffusion.train as train_module
+
+    with pytest.raises(ValueError, match="budget_clock"):
+        train_module.TrainConfig(budget_clock="sundial")
+    monkeypatch.setattr(train_module.time, "process_time", lambda: 12.5)
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: 99.0)
+    assert train_module._budget_clock(train_module.TrainConfig(budget_clock="cpu")) == 12.5
+    assert train_module._budget_clock(train_module.TrainConfig()) == 99.0

@@ -79,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ctl.add_argument("--save-every-steps", type=int, help="also checkpoint every N steps (mid-epoch)")
     ctl.add_argument("--max-steps", type=int, help="stop after N optimisation steps in total")
     ctl.add_argument("--budget-min", type=float, help="stop after this many minutes")
+    ctl.add_argument("--budget-clock", choices=("wall", "cpu"),
+                     help="clock of --budget-min: wall (default) or this process's CPU time")
     ctl.add_argument("--select-on-test", action="store_true",
                      help="choose `best` on the TEST split (labelled in metadata and reports)")
     ctl.add_argument("--val-hypotheses", type=int, help="H for the validation score (default 1)")
@@ -108,8 +110,8 @@ def _model_overrides(items: list[str]) -> dict[str, Any]:
 #: argparse dest -> TrainConfig field (top level) for flags that map one to one.
 _TRAIN_FIELDS = ("preset", "checkpoint", "epochs", "batch_size", "lr", "lr_decay", "weight_decay",
                  "grad_clip", "ema_decay", "amp", "device", "seed", "save_every_steps", "max_steps",
-                 "budget_min", "val_hypotheses", "val_steps", "val_max_windows", "num_workers",
-                 "log_every_steps")
+                 "budget_min", "budget_clock", "val_hypotheses", "val_steps", "val_max_windows",
+                 "num_workers", "log_every_steps")
 _DATA_FIELDS = ("dataset", "data_dir", "keypoints", "subjects_train", "subjects_test", "actions", "cameras",
                 "stride", "max_frames_per_sequence", "val_fraction")
 
