@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,3 +54,23 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_npz(path: str | Path, *, allow_pickle: bool = False, what: str = "npz",
+             hint: str = "") -> dict[str, np.ndarray]:
+    """Every array of an npz file, read at once.
+
+    ``allow_pickle`` only for layouts that store dicts (VideoPose3D / P-STMO); files users hand in
+    (predictions, mocap) are read without it, so they cannot execute code.
+
+    Raises ``FileNotFoundError`` ("<path>: <what> file not found") or ``ValueError`` ("<path>: cannot read
+    <hint or what> (<reason>)"), naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    try:
+        with np.load(path, allow_pickle=allow_pickle) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path}: cannot read {hint or what} ({err})") from err

@@ -23,20 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_predictions(path: str, joint_order: str, unit: str) -> dict:
-    from pathlib import Path
-
-    import numpy as np
-
     from posediffusion.eval_3dhp import predictions_from_h36m
+    from posediffusion.io_utils import read_npz
 
-    path_obj = Path(path)
-    if not path_obj.is_file():
-        raise FileNotFoundError(f"{path}: predictions file not found")
-    try:
-        with np.load(path_obj, allow_pickle=False) as npz:
-            predictions = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read predictions npz ({err})") from err
+    predictions = read_npz(path, what="predictions", hint="predictions npz")
     if joint_order == "h36m":
         return predictions_from_h36m(predictions, unit=unit)
     return {name: p * (1000.0 if unit == "m" else 1.0) for name, p in predictions.items()}

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import re
-import zipfile
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 
 from posediffusion.camera import load_cameras, normalize_screen, world_to_camera
 from posediffusion.data.sequence import Sequence
+from posediffusion.io_utils import read_npz
 from posediffusion.skeleton import H36M_17, H36M_32_TO_17
 
 logger = logging.getLogger(__name__)
@@ -71,13 +70,7 @@ def open_npz(path: Path) -> dict[str, Any]:
 
     Raises ``FileNotFoundError`` if missing and ``ValueError`` naming the file if unreadable.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=True) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
-        raise ValueError(f"{path}: cannot read npz ({err})") from err
+    return read_npz(path, allow_pickle=True)
 
 
 def npz_dict(npz: dict[str, Any], key: str, path: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from posediffusion import camera as cam
-from posediffusion.io_utils import atomic_path
+from posediffusion.io_utils import atomic_path, read_npz
 from posediffusion.skeleton import H36M_17
 
 logger = logging.getLogger(__name__)
@@ -54,13 +54,7 @@ def load_mocap(path: str | Path,
         sidecar's ``description``, or the motion name when there is no sidecar entry).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: mocap file not found")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            raw = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zlib.error) as err:
-        raise ValueError(f"{path}: cannot read as a .npz of (F, 17, 3) arrays ({err})") from err
+    raw = read_npz(path, what="mocap", hint="as a .npz of (F, 17, 3) arrays")
     if not raw:
         raise ValueError(f"{path}: contains no motions")
     if motions is not None:
