@@ -79,7 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     """Train ``variant`` for ``--budget-min`` minutes (or reuse a finished run); returns run facts."""
-    from posediffusion.train import DataConfig, TrainConfig, train
+    from posediffusion.config import DataConfig, TrainConfig
+    from posediffusion.train import train
 
     run_dir = Path(args.runs_dir) / variant
     done = run_dir / "last" / "metadata.json"

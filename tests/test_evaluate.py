@@ -139,7 +139,7 @@ def _write_3dhp(tmp_path):
 
 def test_evaluate_3dhp_exports_and_scores_with_the_official_protocol(tmp_path, capsys):
     from posediffusion.model.pose_diffusion import PoseDiffusion
-    from posediffusion.train import TrainConfig
+    from posediffusion.config import TrainConfig
 
     gt_dir = _write_3dhp(tmp_path)
     torch.manual_seed(0)

@@ -11,15 +11,9 @@ import torch
 
 from posediffusion.cli import main
 from posediffusion.data.sequence import Sequence
-from posediffusion.train import (
-    DataConfig,
-    TrainConfig,
-    load_sequences,
-    load_train_config,
-    save_train_config,
-    split_validation,
-    train,
-)
+from posediffusion.config import DataConfig, TrainConfig, load_config_yaml, save_config_yaml
+from posediffusion.data.selection import load_sequences, split_validation
+from posediffusion.train import train
 
 TEMPLATE_MM = np.array([
     [0, 0, 900], [-100, 0, 900], [-100, 0, 480], [-100, 0, 80], [100, 0, 900], [100, 0, 480], [100, 0, 80],
@@ -65,8 +59,8 @@ def tiny_config(data_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
 def test_yaml_round_trip_and_published_defaults(tmp_path):
     config = TrainConfig.from_dict({"preset": "tiny", "lr": 1e-4,
                                     "data": {"dataset": "cmu", "keypoints": "det"}})
-    save_train_config(config, tmp_path / "c.yaml")
-    assert load_train_config(tmp_path / "c.yaml") == config
+    save_config_yaml(config, tmp_path / "c.yaml")
+    assert load_config_yaml(TrainConfig, tmp_path / "c.yaml") == config
     resolved = config.resolved()
     assert resolved.lr == 1e-4 and resolved.lr_decay == 0.993
     assert resolved.batch_size == 108  # 972 frames per batch / 9-frame windows
@@ -104,7 +98,7 @@ def test_cli_seed_flags_and_dry_run(capsys):
 
 
 def test_gpu_flag_maps_to_devices():
-    from posediffusion.commands.train import device_from_gpu_flag
+    from posediffusion.commands.flags import device_from_gpu_flag
 
     assert device_from_gpu_flag("0") == "cuda:0"
     assert device_from_gpu_flag("0,1") == "cuda:0,1"
@@ -185,7 +179,7 @@ def test_resume_after_kill_mid_epoch_equals_uninterrupted_run(tmp_path, data_dir
     save_at, kill_at = steps_per_epoch + 2, steps_per_epoch + 4
     script = (
         "import os, signal, sys, torch\n"
-        "from posediffusion.train import TrainConfig, train\n"
+        "from posediffusion.config import TrainConfig\nfrom posediffusion.train import train\n"
         "torch.set_num_threads(1)\n"
         "config = TrainConfig.from_dict(eval(sys.argv[1]))\n"
         f"train(config, step_callback=lambda step, loss: step == {kill_at} and os.kill(os.getpid(), "
@@ -276,8 +270,8 @@ def test_budget_clock_is_validated_and_cpu_clock_counts_process_time(monkeypatch
     import posediffusion.train as train_module
 
     with pytest.raises(ValueError, match="budget_clock"):
-        train_module.TrainConfig(budget_clock="sundial")
+        TrainConfig(budget_clock="sundial")
     monkeypatch.setattr(train_module.time, "process_time", lambda: 12.5)
     monkeypatch.setattr(train_module.time, "monotonic", lambda: 99.0)
-    assert train_module._budget_clock(train_module.TrainConfig(budget_clock="cpu")) == 12.5
-    assert train_module._budget_clock(train_module.TrainConfig()) == 99.0
+    assert train_module._budget_clock(TrainConfig(budget_clock="cpu")) == 12.5
+    assert train_module._budget_clock(TrainConfig()) == 99.0

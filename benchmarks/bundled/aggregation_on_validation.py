@@ -14,7 +14,8 @@ import numpy as np
 from posediffusion.camera import image_coordinates
 from posediffusion.lift import lift_keypoints, load_lifter
 from posediffusion.metrics import mpjpe, mpjve, p_mpjpe
-from posediffusion.train import DataConfig, load_sequences, split_validation
+from posediffusion.config import DataConfig
+from posediffusion.data.selection import load_sequences, split_validation
 
 
 def main() -> None:

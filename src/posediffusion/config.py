@@ -1,16 +1,23 @@
-"""Model and diffusion configuration: dataclasses with validation, named presets, YAML in/out.
+"""Every configuration of the package: dataclasses with validation, named presets, one builder, YAML in/out.
 
-A :class:`PoseDiffusionConfig` holds one :class:`ModelConfig` and one :class:`DiffusionConfig`. Presets are
-named override sets (``PRESETS``): ``paper`` is the published size; ``base``, ``small`` and ``tiny`` are
-sized for the 2-core CPUs measured in ``docs/model.md``. Unknown keys are an error everywhere.
+A :class:`PoseDiffusionConfig` holds one :class:`ModelConfig` and one :class:`DiffusionConfig` (what a
+checkpoint needs to rebuild the network). Presets are named override sets (``PRESETS``): ``paper`` is the
+published size; ``base``, ``small`` and ``tiny`` are sized for the 2-core CPUs measured in
+``docs/model.md``. A :class:`TrainConfig` (with its :class:`DataConfig`) describes a training run and an
+:class:`EvalConfig` an evaluation. All of them are built from plain (nested) dicts by :func:`build_config`,
+so YAML files, checkpoints and command lines get the same validation: unknown keys and bad values are a
+``ValueError`` naming their source. The command-line flags are derived from these dataclasses
+(``commands/flags.py``): each field's docstring is its ``--help``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -18,6 +25,22 @@ from posediffusion.io_utils import write_text_atomic
 
 ATTENTION_KINDS = ("sdpa", "math")
 PROMPT_INITS = ("text", "random")
+AMP_MODES = ("auto", "none", "bf16", "fp16")
+BUDGET_CLOCKS = ("wall", "cpu")
+WEIGHT_CHOICES = ("auto", "ema", "raw")
+#: Hypothesis aggregations of the evaluation protocol (docs/metrics.md); the last two are ORACLES.
+AGGREGATIONS = ("p-agg", "j-agg", "j-best", "p-best")
+#: Root sources of J-Agg: estimated from 2D + intrinsics, the GT trajectory, or camera-free.
+ROOT_SOURCES = ("estimated", "ground_truth", "weak_perspective")
+#: Published optimiser defaults (D3DP / the seed): lr, per-epoch decay.
+PUBLISHED_LR = {"h36m": (6e-5, 0.993), "3dhp": (7e-5, 0.995)}
+#: Default subjects when a Human3.6M-layout dataset does not name them (the seed's -str / -ste).
+H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+H36M_TEST_SUBJECTS = ("S9", "S11")
+#: Frames per batch of the paper (4 windows of 243 frames); the default batch size keeps it.
+PAPER_FRAMES_PER_BATCH = 4 * 243
+
+C = TypeVar("C")
 
 
 @dataclass
@@ -115,14 +138,10 @@ class PoseDiffusionConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> PoseDiffusionConfig:
         """Inverse of :meth:`to_dict`; missing keys take defaults, unknown keys raise ``ValueError``."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a mapping with 'model' and 'diffusion', got {type(data)}")
-        unknown = set(data) - {"model", "diffusion"}
-        if unknown:
-            raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; expected 'model', 'diffusion'")
-        model = _build(ModelConfig, data.get("model") or {}, f"{source}: model")
-        diffusion = _build(DiffusionConfig, data.get("diffusion") or {}, f"{source}: diffusion")
-        return cls(model=model, diffusion=diffusion)
+        if isinstance(data, dict) and set(data) - {"model", "diffusion"}:
+            unknown = sorted(set(data) - {"model", "diffusion"})
+            raise ValueError(f"{source}: unknown section(s) {unknown}; expected 'model', 'diffusion'")
+        return build_config(cls, data, source)
 
     def with_overrides(self, **overrides: Any) -> PoseDiffusionConfig:
         """Copy with flat overrides: each key is a ModelConfig or DiffusionConfig field name."""
@@ -158,35 +177,318 @@ def preset(name: str, **overrides: Any) -> PoseDiffusionConfig:
     return PoseDiffusionConfig().with_overrides(**PRESETS[name]).with_overrides(**overrides)
 
 
+# ------------------------------------------------------------------------------------------ runs
+
+
+@dataclass
+class DataConfig:
+    """Which data to train and evaluate on."""
+
+    dataset: str = "h36m"
+    """``h36m``, ``3dhp``, or the name of a dataset written by ``posediffusion prepare mocap``."""
+    data_dir: str = "data"
+    """Folder with the dataset files (``data_3d_<dataset>.npz`` ... or ``data_*_3dhp.npz``)."""
+    keypoints: str = "gt"
+    """2D source for Human3.6M-layout datasets: reads ``data_2d_<dataset>_<keypoints>.npz``."""
+    subjects_train: list[str] | None = None
+    """Training subjects; ``None``: S1,S5,S6,S7,S8 (Human3.6M layout) or all (3DHP)."""
+    subjects_test: list[str] | None = None
+    """Test subjects; ``None``: S9,S11 (Human3.6M layout) or TS1-TS6 (3DHP)."""
+    actions: list[str] | None = None
+    """Restrict to these actions (takes or merged names); ``None`` = all."""
+    cameras: str | None = None
+    """Camera JSON for Human3.6M-layout datasets; ``None`` = the bundled Human3.6M calibration."""
+    stride: int | None = None
+    """Training window stride in frames; ``None`` = the model's window length (non-overlapping)."""
+    flip: bool = True
+    """Left/right flip augmentation of training windows (probability 0.5)."""
+    val_fraction: float = 0.1
+    """Fraction of training frames carved off (whole takes, all cameras) for validation; 0 = none."""
+    max_frames_per_sequence: int | None = None
+    """Use only the first N frames of every sequence (quick CPU runs)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"DataConfig: val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name in ("stride", "max_frames_per_sequence"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"DataConfig: {name} must be a positive integer, got {value!r}")
+
+    @property
+    def is_3dhp(self) -> bool:
+        return self.dataset == "3dhp"
+
+    def with_default_subjects(self) -> DataConfig:
+        """Copy with unset Human3.6M-layout subjects filled in (the seed's -str S1,... / -ste S9,S11).
+
+        3DHP keeps ``None``: its loader takes every training sequence and TS1-TS6 for testing.
+        """
+        if self.is_3dhp:
+            return self
+        return dataclasses.replace(self, subjects_train=self.subjects_train or list(H36M_TRAIN_SUBJECTS),
+                                   subjects_test=self.subjects_test or list(H36M_TEST_SUBJECTS))
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as ``config.yaml`` in the run folder and in checkpoints."""
+
+    preset: str = "small"
+    """Model preset (``config.PRESETS``)."""
+    model: dict[str, Any] = field(default_factory=dict)
+    """Overrides of ModelConfig/DiffusionConfig fields, e.g. ``{frames: 27, graph: false}``."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Which data to train on (the ``data:`` section of the YAML file)."""
+    checkpoint: str = "checkpoint/run"
+    """Run folder: ``last/`` and ``best/`` checkpoints, ``config.yaml``, ``log.csv``, ``steps.csv``."""
+    epochs: int = 100
+    """Passes over the training windows."""
+    batch_size: int | None = None
+    """Windows per batch (per process under DDP); ``None`` = about 972 frames (the paper's 4 x 243)."""
+    lr: float | None = None
+    """AdamW learning rate; ``None`` = 6e-5 (7e-5 for 3dhp)."""
+    lr_decay: float | None = None
+    """Per-epoch multiplicative LR decay; ``None`` = 0.993 (0.995 for 3dhp)."""
+    weight_decay: float = 0.1
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Max global gradient norm; 0 = no clipping."""
+    ema_decay: float = 0.0
+    """EMA of the weights per step (e.g. 0.999); 0 = off. Evaluation uses EMA weights when present."""
+    amp: str = "auto"
+    """Autocast: ``auto`` (bf16 on CUDA, off on CPU), ``none``, ``bf16``, ``fp16`` (with a grad scaler)."""
+    device: str = "auto"
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``cuda:0,1`` (under torchrun, local rank r: the r-th)."""
+    seed: int = 0
+    """Random seed: initial weights, data order, augmentation, validation split and noise."""
+    resume: bool = False
+    """Continue from ``<checkpoint>/last`` exactly (same data order, RNG and optimizer state)."""
+    overwrite: bool = False
+    """Allow starting a new run in a folder that already holds one."""
+    save_every_steps: int = 0
+    """Also write ``last`` every N optimisation steps (mid-epoch); 0 = only at epoch ends."""
+    max_steps: int | None = None
+    """Stop (and checkpoint) after this many optimisation steps in total."""
+    budget_min: float | None = None
+    """Stop (and checkpoint) after this many minutes of ``budget_clock`` time in this invocation."""
+    budget_clock: str = "wall"
+    """Clock of ``budget_min``: "wall" (elapsed time) or "cpu" (this process's CPU time, which other jobs
+    on a shared machine cannot shrink: equal budgets for benchmark variants)."""
+    val_hypotheses: int = 1
+    """Hypotheses H used for the per-epoch validation score (P-Agg MPJPE)."""
+    val_steps: int = 2
+    """DDIM steps K used for the validation score."""
+    val_max_windows: int = 128
+    """At most this many (evenly spaced) windows are scored per validation."""
+    select_on_test: bool = False
+    """Choose ``best`` on the TEST split instead of validation (labelled in metadata and reports)."""
+    num_workers: int = 0
+    """DataLoader worker processes (0 = load in the training process)."""
+    log_every_steps: int = 10
+    """Write a row to ``steps.csv`` every N steps."""
+    progress_bar: bool = True
+    """tqdm bars (only on a TTY, rank 0)."""
+    tensorboard: bool = True
+    """TensorBoard event files in the run folder when ``tensorboard`` is installed."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, dict):
+            self.data = build_config(DataConfig, self.data, "data")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"TrainConfig: amp must be one of {AMP_MODES}, got {self.amp!r}")
+        for name in ("epochs", "val_hypotheses", "val_steps", "val_max_windows", "log_every_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
+        for name in ("batch_size", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
+        if self.save_every_steps < 0 or self.num_workers < 0:
+            raise ValueError("TrainConfig: save_every_steps and num_workers must be >= 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig: ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.budget_clock not in BUDGET_CLOCKS:
+            raise ValueError(f"TrainConfig: budget_clock must be 'wall' or 'cpu', got {self.budget_clock!r}")
+        if self.budget_min is not None and self.budget_min <= 0:
+            raise ValueError(f"TrainConfig: budget_min must be > 0, got {self.budget_min}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a nested dict (as in the YAML file); unknown keys raise ``ValueError``."""
+        return build_config(cls, values, source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    def resolved(self) -> TrainConfig:
+        """Copy with every ``None`` default that depends on the dataset or model filled in."""
+        model_config = preset(self.preset, **self.model)  # validates preset and overrides
+        frames = model_config.model.frames
+        lr, decay = PUBLISHED_LR["3dhp" if self.data.is_3dhp else "h36m"]
+        data = dataclasses.replace(self.data.with_default_subjects(), stride=self.data.stride or frames)
+        return dataclasses.replace(
+            self, data=data, lr=self.lr if self.lr is not None else lr,
+            lr_decay=self.lr_decay if self.lr_decay is not None else decay,
+            batch_size=self.batch_size or max(1, round(PAPER_FRAMES_PER_BATCH / frames)),
+        )
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation (every field is written into the report)."""
+
+    checkpoint: str
+    """A checkpoint folder, or a run folder holding ``best/`` / ``last/``."""
+    checkpoint_name: str | None = None
+    """Sub-folder of ``checkpoint`` to use (``best``, ``last``); ``None``: best if present, else last."""
+    hypotheses: int = 20
+    """H, hypotheses per window (the paper: 20)."""
+    steps: int = 10
+    """K, DDIM steps (the paper: 10); every step's estimate is scored."""
+    eta: float | None = None
+    """DDIM eta; ``None`` = the checkpoint's diffusion config."""
+    flip: bool = True
+    """Flip test-time augmentation."""
+    stride: int | None = None
+    """Window stride in frames; ``None`` = the window length (the published protocol)."""
+    aggregations: tuple[str, ...] = AGGREGATIONS
+    """Aggregations to score: p-agg, j-agg, and the ORACLES j-best, p-best (which peek at the ground truth)."""
+    root_sources: tuple[str, ...] = ("estimated",)
+    """Root sources for J-Agg; ``ground_truth`` peeks at the GT trajectory (labelled "GT root")."""
+    p2: bool = False
+    """Also report P-MPJPE (protocol 2)."""
+    weights: str = "auto"
+    """``auto`` (EMA when the checkpoint has it), ``ema`` or ``raw``."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the checkpoint's DataConfig (dataset, data_dir, keypoints, subjects_test, actions,
+    max_frames_per_sequence, ...)."""
+    camera_ids: tuple[str, ...] | None = None
+    """Only sequences seen by these camera ids (``None`` = all)."""
+    max_sequences: int | None = None
+    """Only the first N test sequences (quick CPU checks; the report says so)."""
+    batch_size: int = 64
+    """Windows per sampler call."""
+    seed: int = 0
+    """Random seed of the sampler's noise."""
+    device: str = "auto"
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+
+    def __post_init__(self) -> None:
+        self.aggregations, self.root_sources = tuple(self.aggregations), tuple(self.root_sources)
+        if self.camera_ids is not None:
+            self.camera_ids = tuple(self.camera_ids)
+        bad = [a for a in self.aggregations if a not in AGGREGATIONS]
+        bad += [r for r in self.root_sources if r not in ROOT_SOURCES]
+        if bad:
+            raise ValueError(f"unknown aggregation/root source {bad}; aggregations {AGGREGATIONS}, "
+                             f"root sources {ROOT_SOURCES}")
+        if min(self.hypotheses, self.steps, self.batch_size) < 1:
+            raise ValueError("hypotheses, steps and batch_size must be >= 1")
+        if self.weights not in WEIGHT_CHOICES:
+            raise ValueError(f"weights must be auto, ema or raw, got {self.weights!r}")
+
+
 def load_yaml(path: str | Path) -> PoseDiffusionConfig:
-    """Read a config written by :func:`save_yaml` (unknown keys are an error naming the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from err
-    return PoseDiffusionConfig.from_dict(data or {}, source=str(path))
+    """Read a model config written by :func:`save_yaml` (unknown keys are an error naming the file)."""
+    return load_config_yaml(PoseDiffusionConfig, path)
 
 
 def save_yaml(config: PoseDiffusionConfig, path: str | Path) -> None:
     """Write ``config`` as YAML to ``path`` atomically."""
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_config_yaml(config, path)
 
 
-def _build(cls: type, values: dict[str, Any], source: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``values``; unknown keys raise ``ValueError`` naming ``source``."""
+# ------------------------------------------------------------------------------------ one builder
+
+
+def build_config(cls: type[C], values: Any, source: str) -> C:
+    """Instantiate dataclass ``cls`` from a (nested) dict, the one way every config is built.
+
+    Fields whose type is itself a config dataclass are built recursively from dicts. Unknown keys, a value
+    that is not a mapping, and every error of the dataclass's own validation become a one-line
+    ``ValueError`` naming ``source`` (a file, "command line", a checkpoint).
+    """
     if not isinstance(values, dict):
         raise ValueError(f"{source}: expected a mapping, got {type(values).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
+    unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; valid: {sorted(names)}")
+        raise ValueError(f"{source}: unknown key(s) {unknown}; valid: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    values = {k: build_config(hints[k], v or {}, f"{source}: {k}")
+              if dataclasses.is_dataclass(hints[k]) and not dataclasses.is_dataclass(v) else v
+              for k, v in values.items()}
+    for key, value in values.items():
+        if not _matches(value, hints[key]):
+            raise ValueError(f"{source}: {key} must be {_type_name(hints[key])}, got {value!r}")
     try:
         return cls(**values)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{source}: {err}") from err
+        message = str(err)
+        raise ValueError(message if message.startswith(source) else f"{source}: {message}") from err
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (as read from YAML/JSON/the command line) fits the field type ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is Any or dataclasses.is_dataclass(hint):
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):  # an int is a valid float; a bool is neither
+        return isinstance(value, int if hint is int else (int, float)) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin in (list, tuple):
+        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    return names.get(hint, "a mapping" if origin is dict else getattr(hint, "__name__", str(hint)))
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (tuples become lists: YAML/JSON friendly)."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_config_yaml(cls: type[C], path: str | Path) -> C:
+    """Read a YAML config of dataclass ``cls`` (unknown keys and bad values: an error naming the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path}: not valid YAML ({first})") from err
+    return build_config(cls, {} if values is None else values, str(path))
+
+
+def save_config_yaml(config: Any, path: str | Path) -> None:
+    """Write a config dataclass as YAML atomically."""
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def _check_positive(obj: object, names: tuple[str, ...]) -> None:

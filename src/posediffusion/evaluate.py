@@ -21,73 +21,24 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from posediffusion.config import DataConfig, EvalConfig, build_config
+from posediffusion.data.selection import load_sequences
 from posediffusion.io_utils import save_npz_atomic, write_text_atomic
-from posediffusion.train import DataConfig, load_sequences
+from posediffusion.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
-AGGREGATIONS = ("p-agg", "j-agg", "j-best", "p-best")
-ROOT_SOURCES = ("estimated", "ground_truth", "weak_perspective")
 ROOT_LABELS = {"estimated": "estimated root", "ground_truth": "GT root",
                "weak_perspective": "weak perspective"}
 METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve")
 METRIC_LABELS = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE"}
-
-
-@dataclass
-class EvalConfig:
-    """Settings of one evaluation (every field is written into the report)."""
-
-    checkpoint: str
-    """A checkpoint folder, or a run folder holding ``best/`` / ``last/``."""
-    checkpoint_name: str | None = None
-    """Sub-folder of ``checkpoint`` to use (``best``, ``last``); ``None``: best if present, else last."""
-    hypotheses: int = 20
-    """H, hypotheses per window (the paper: 20)."""
-    steps: int = 10
-    """K, DDIM steps (the paper: 10); every step's estimate is scored."""
-    eta: float | None = None
-    """DDIM eta; ``None`` = the checkpoint's diffusion config."""
-    flip: bool = True
-    """Flip test-time augmentation."""
-    stride: int | None = None
-    """Window stride in frames; ``None`` = the window length (the published protocol)."""
-    aggregations: tuple[str, ...] = AGGREGATIONS
-    root_sources: tuple[str, ...] = ("estimated",)
-    """Root sources for J-Agg; ``ground_truth`` peeks at the GT trajectory (labelled "GT root")."""
-    p2: bool = False
-    """Also report P-MPJPE (protocol 2)."""
-    weights: str = "auto"
-    """``auto`` (EMA when the checkpoint has it), ``ema`` or ``raw``."""
-    data: dict[str, Any] = field(default_factory=dict)
-    """Overrides of the checkpoint's DataConfig (dataset, data_dir, keypoints, subjects_test, actions,
-    max_frames_per_sequence, ...)."""
-    camera_ids: tuple[str, ...] | None = None
-    """Only sequences seen by these camera ids (``None`` = all)."""
-    max_sequences: int | None = None
-    """Only the first N test sequences (quick CPU checks; the report says so)."""
-    batch_size: int = 64
-    """Windows per sampler call."""
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        bad = [a for a in self.aggregations if a not in AGGREGATIONS]
-        bad += [r for r in self.root_sources if r not in ROOT_SOURCES]
-        if bad:
-            raise ValueError(f"unknown aggregation/root source {bad}; aggregations {AGGREGATIONS}, "
-                             f"root sources {ROOT_SOURCES}")
-        if min(self.hypotheses, self.steps, self.batch_size) < 1:
-            raise ValueError("hypotheses, steps and batch_size must be >= 1")
-        if self.weights not in ("auto", "ema", "raw"):
-            raise ValueError(f"weights must be auto, ema or raw, got {self.weights!r}")
 
 
 # ------------------------------------------------------------------------------------------ prediction
@@ -238,12 +189,8 @@ def resolve_data(config: EvalConfig, run_config: dict[str, Any]) -> DataConfig:
     unknown = sorted(set(config.data) - {f.name for f in dataclasses.fields(DataConfig)})
     if unknown:
         raise ValueError(f"unknown data setting(s) {unknown}")
-    data = DataConfig(**{**stored, **config.data})
-    from posediffusion.train import H36M_TEST_SUBJECTS
-
-    if data.subjects_test is None and not data.is_3dhp:
-        data.subjects_test = list(H36M_TEST_SUBJECTS)
-    return data
+    data = build_config(DataConfig, {**stored, **config.data}, "data settings")
+    return dataclasses.replace(data, subjects_test=data.with_default_subjects().subjects_test)
 
 
 def select_sequences(sequences: list, config: EvalConfig) -> list:
@@ -278,7 +225,6 @@ def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None) -> E
             ``None`` keeps none (they are large for a full Human3.6M test set).
     """
     from posediffusion.checkpoint import load_model
-    from posediffusion.train import resolve_device
 
     device = resolve_device(config.device)
     ema = None if config.weights == "auto" else config.weights == "ema"

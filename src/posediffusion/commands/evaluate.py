@@ -10,31 +10,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posediffusion.commands.flags import (
+    DATA_FLAGS,
+    EVAL_FLAGS,
+    RUN_FLAGS,
+    STRIDE_FLAG,
+    Flag,
+    add_evaluation_flags,
+    add_flags,
+    add_shared_arguments,
+    device_value,
+    given_values,
+)
+from posediffusion.config import EvalConfig, build_config
+
 HELP = "evaluate a checkpoint: MPJPE / P-MPJPE / N-MPJPE / MPJVE per DDIM step and aggregation"
-
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser, for_train: bool = False) -> None:
     """Evaluation flags (also registered on ``train`` so the seed's ``main.py --evaluate`` lines work)."""
     ev = parser.add_argument_group("evaluation" + (" (with --evaluate)" if for_train else ""))
-    ev.add_argument("--evaluate", metavar="NAME", help="evaluate checkpoint NAME (best, last, or a folder) "
-                                                       "inside the -c folder" + (" instead of training"
-                                                                                 if for_train else ""))
-    ev.add_argument("-num_proposals", "--hypotheses", type=int, help="H, hypotheses (default 20)")
-    ev.add_argument("-sampling_timesteps", "--steps", type=int, help="K, DDIM steps (default 10)")
-    ev.add_argument("--eta", type=float, help="DDIM eta (default: the checkpoint's, 1.0)")
-    ev.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation")
-    ev.add_argument("--p2", action="store_true", help="also report P-MPJPE (protocol 2)")
-    ev.add_argument("--aggregations", type=_csv, help="of p-agg,j-agg,j-best,p-best (default all)")
-    ev.add_argument("--root-source", type=_csv, help="J-Agg root source(s): estimated (default), "
-                                                     "ground_truth (GT root), weak_perspective")
-    ev.add_argument("--weights", choices=["auto", "ema", "raw"], help="EMA or raw weights (auto: EMA if "
-                                                                       "present)")
-    ev.add_argument("--camera-ids", type=_csv, help="only sequences of these camera ids")
-    ev.add_argument("--max-sequences", type=int, help="only the first N test sequences")
+    add_flags(ev, EvalConfig, (Flag("checkpoint_name", name="--evaluate", metavar="NAME"),))
+    add_evaluation_flags(ev)
     ev.add_argument("--per-action", action="store_true", help="also print MPJPE per action")
     ev.add_argument("--out", help="output folder for report.json (and 3DHP files); default: "
                                   "<run folder>/eval-<checkpoint>")
@@ -51,36 +48,23 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, for_train: bool = 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from posediffusion.commands.train import add_shared_arguments
-
-    add_shared_arguments(parser)
+    add_shared_arguments(parser, EvalConfig)
     add_evaluation_arguments(parser)
 
 
-def config_from_args(args: argparse.Namespace):  # -> EvalConfig
-    """EvalConfig from the flags; ``-str`` / training-only flags are accepted and ignored."""
-    from posediffusion.commands.train import device_from_gpu_flag
-    from posediffusion.evaluate import AGGREGATIONS, EvalConfig
-
-    if not args.checkpoint:
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """EvalConfig from the flags that were given; ``-str`` and training-only flags are ignored."""
+    if not hasattr(args, "checkpoint"):
         raise ValueError("give the checkpoint with --checkpoint/-c (a checkpoint or run folder)")
-    keys = ("dataset", "data_dir", "keypoints", "subjects_test", "actions", "cameras",
-            "max_frames_per_sequence")
-    data = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    device = device_from_gpu_flag(args.gpu) if args.gpu is not None else (args.device or "auto")
-    return EvalConfig(
-        checkpoint=args.checkpoint, checkpoint_name=args.evaluate,
-        hypotheses=args.hypotheses or 20, steps=args.steps or 10, eta=args.eta, flip=not args.no_flip,
-        stride=args.stride, aggregations=tuple(args.aggregations or AGGREGATIONS),
-        root_sources=tuple(args.root_source or ("estimated",)), p2=args.p2, weights=args.weights or "auto",
-        data=data, camera_ids=None if args.camera_ids is None else tuple(args.camera_ids),
-        max_sequences=args.max_sequences, batch_size=args.batch_size or 64,
-        seed=args.seed if args.seed is not None else 0, device=device,
-    )
+    data = given_values(args, DATA_FLAGS)
+    data.pop("subjects_train", None)
+    values = {**given_values(args, RUN_FLAGS + STRIDE_FLAG + EVAL_FLAGS), **device_value(args), "data": data}
+    values["checkpoint_name"] = getattr(args, "checkpoint_name", None)
+    return build_config(EvalConfig, values, "command line")
 
 
-def _check_frames(args: argparse.Namespace, config) -> None:
-    if args.frames is None:
+def _check_frames(args: argparse.Namespace, config: EvalConfig) -> None:
+    if not hasattr(args, "frames"):
         return
     from posediffusion.checkpoint import read_checkpoint
 
@@ -94,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     _check_frames(args, config)
-    wants_3dhp = args.gt_dir is not None or (args.dataset or "") == "3dhp"
+    wants_3dhp = args.gt_dir is not None or config.data.get("dataset") == "3dhp"
     render = args.render and args.viz_subject and args.viz_action
     if args.render and not render:
         raise ValueError("--render needs --viz-subject and --viz-action")

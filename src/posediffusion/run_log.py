@@ -1,0 +1,102 @@
+"""Rank-0 logs of a training run: ``steps.csv``, ``log.csv`` (per epoch), TensorBoard and a tqdm bar.
+
+A resumed run first drops the rows written after the checkpoint it continues from, so that no step or epoch
+is ever logged twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from posediffusion.config import TrainConfig
+from posediffusion.io_utils import write_text_atomic
+from posediffusion.runtime import Runtime
+
+if TYPE_CHECKING:  # the training loop imports this module: type-only import, no cycle
+    from posediffusion.train import Progress
+
+log = logging.getLogger(__name__)
+
+
+class RunLogger:
+    """Rank-0 logs of a run: ``steps.csv`` (every few steps), ``log.csv`` (per epoch), TensorBoard, tqdm."""
+
+    STEP_FIELDS = ("global_step", "epoch", "loss_m", "lr")
+    EPOCH_FIELDS = ("epoch", "global_step", "lr", "train_loss_m", "selection_split", "selection_mpjpe_mm",
+                    "best", "elapsed_s")
+
+    def __init__(self, run_dir: Path, config: TrainConfig, runtime: Runtime, progress: Progress) -> None:
+        self.enabled, self.config, self.start = runtime.is_main, config, time.monotonic()
+        self.steps_csv, self.epochs_csv = run_dir / "steps.csv", run_dir / "log.csv"
+        self.tensorboard = None
+        if not self.enabled:
+            return
+        # rows written after the checkpoint we continue from belong to the lost future: drop them
+        _truncate_csv(self.steps_csv, self.STEP_FIELDS, "global_step", progress.global_step)
+        _truncate_csv(self.epochs_csv, self.EPOCH_FIELDS, "epoch", progress.epoch)
+        if config.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
+
+                self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                log.info("tensorboard is not installed: CSV logs only (pip install tensorboard)")
+
+    def bar(self, iterable: Any, total: int, initial: int, epoch: int) -> Any:
+        show = self.enabled and self.config.progress_bar and sys.stderr.isatty()
+        return tqdm(iterable, total=total, initial=initial, desc=f"epoch {epoch + 1}/{self.config.epochs}",
+                    disable=not show, leave=False, dynamic_ncols=True)
+
+    def step(self, progress: Progress, loss: float, lr: float) -> None:
+        if not self.enabled or progress.global_step % self.config.log_every_steps:
+            return
+        row = [progress.global_step, progress.epoch, f"{loss:.6f}", lr]
+        _append_csv(self.steps_csv, self.STEP_FIELDS, row)
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("train/loss_m", loss, progress.global_step)
+            self.tensorboard.add_scalar("train/lr", lr, progress.global_step)
+
+    def epoch(self, progress: Progress, lr: float, train_loss: float, split: str, score: float | None,
+              is_best: bool) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.start
+        score_text = "" if score is None else f"{score:.2f}"
+        _append_csv(self.epochs_csv, self.EPOCH_FIELDS, [progress.epoch, progress.global_step, lr,
+                                                         f"{train_loss:.6f}", split, score_text, int(is_best),
+                                                         f"{elapsed:.1f}"])
+        log.info("epoch %d: loss %.2f mm, %s MPJPE %s mm%s, lr %.3g", progress.epoch, train_loss * 1000,
+                 split, score_text or "-", " (best)" if is_best else "", lr)
+        if self.tensorboard is not None and score is not None:
+            self.tensorboard.add_scalar(f"{split}/mpjpe_mm", score, progress.global_step)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def _append_csv(path: Path, fields: tuple[str, ...], row: list[Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(fields)
+        writer.writerow(row)
+
+
+def _truncate_csv(path: Path, fields: tuple[str, ...], key: str, limit: int) -> None:
+    """Keep the rows with ``key <= limit`` (and drop torn lines) so a resumed run never logs a step twice."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get(key, "").isdigit() and int(r[key]) <= limit
+                and None not in r.values()]
+    lines = [",".join(fields)] + [",".join(r[f] for f in fields) for r in rows]
+    write_text_atomic(path, "\n".join(lines) + "\n")

@@ -1,0 +1,66 @@
+"""Process-level setup: the device of this process, the autocast dtype, and (under ``torchrun``) the process
+group. Shared by training, evaluation and lifting."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from posediffusion.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Process-level facts: device, autocast dtype, distributed rank and world size."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    rank: int = 0
+    world_size: int = 1
+    owns_process_group: bool = False
+    """True when :func:`setup_runtime` created the process group (then :func:`train` destroys it)."""
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto``/``cpu``/``cuda``/``cuda:N``/``cuda:0,1`` -> the device of this (local) process."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu")
+    if not spec.startswith("cuda"):
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or cuda:N,M,..., got {spec!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} requested but CUDA is not available")
+    ids = [int(i) for i in spec.partition(":")[2].split(",") if i] or list(range(torch.cuda.device_count()))
+    if len(ids) > 1 and "LOCAL_RANK" not in os.environ:
+        log.warning("several GPUs %s given without torchrun: using cuda:%d only "
+                    "(launch with torchrun --nproc_per_node=%d to use all)", ids, ids[0], len(ids))
+    return torch.device("cuda", ids[local_rank % len(ids)])
+
+
+def setup_runtime(config: TrainConfig) -> Runtime:
+    """Device, AMP and (under ``torchrun``) the process group: NCCL on CUDA, gloo on CPU."""
+    world_size, local_rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(config.device, local_rank)
+    amp = config.amp if config.amp != "auto" else ("bf16" if device.type == "cuda" else "none")
+    if amp != "none" and device.type != "cuda":
+        log.warning("%s autocast on CPU: slower than fp32 for small models (docs/model.md)", amp)
+    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    if world_size > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        owns = not dist.is_initialized()
+        if owns:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return Runtime(device, amp_dtype, dist.get_rank(), dist.get_world_size(), owns)
+    return Runtime(device, amp_dtype)
