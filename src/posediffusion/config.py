@@ -275,6 +275,10 @@ class TrainConfig:
     budget_clock: str = "wall"
     """Clock of ``budget_min``: "wall" (elapsed time) or "cpu" (this process's CPU time, which other jobs
     on a shared machine cannot shrink: equal budgets for benchmark variants)."""
+    val_every_steps: int = 0
+    """Also score the selection split (and write ``best`` when it improves) every N optimisation steps;
+    0 = at epoch ends only. Either way a run that stops on ``max_steps`` or ``budget_min`` is scored once
+    more at its last step, so every run ends with a selected ``best`` checkpoint."""
     val_hypotheses: int = 1
     """Hypotheses H used for the per-epoch validation score (P-Agg MPJPE)."""
     val_steps: int = 2
@@ -305,8 +309,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
-        if self.save_every_steps < 0 or self.num_workers < 0:
-            raise ValueError("TrainConfig: save_every_steps and num_workers must be >= 0")
+        if min(self.save_every_steps, self.num_workers, self.val_every_steps) < 0:
+            raise ValueError("TrainConfig: save_every_steps, val_every_steps, num_workers must be >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig: ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.budget_clock not in BUDGET_CLOCKS:
@@ -354,7 +358,7 @@ class EvalConfig:
     stride: int | None = None
     """Window stride in frames; ``None`` = the window length (the published protocol)."""
     aggregations: tuple[str, ...] = AGGREGATIONS
-    """Aggregations to score: p-agg, j-agg, and the ORACLES j-best, p-best (which peek at the ground truth)."""
+    """Aggregations to score: p-agg, j-agg, and the ORACLES j-best, p-best (they peek at the ground truth)."""
     root_sources: tuple[str, ...] = ("estimated",)
     """Root sources for J-Agg; ``ground_truth`` peeks at the GT trajectory (labelled "GT root")."""
     p2: bool = False
@@ -388,6 +392,23 @@ class EvalConfig:
             raise ValueError("hypotheses, steps and batch_size must be >= 1")
         if self.weights not in WEIGHT_CHOICES:
             raise ValueError(f"weights must be auto, ema or raw, got {self.weights!r}")
+
+
+#: TrainConfig fields a resumed run may change (budget, logging, machine); every other field must equal the
+#: run's saved ``config.yaml``, or the continuation would not be the run it claims to be (a new seed even
+#: changes the validation split).
+RESUME_OVERRIDES = frozenset({
+    "resume", "overwrite", "epochs", "max_steps", "budget_min", "budget_clock", "save_every_steps",
+    "val_every_steps", "log_every_steps", "progress_bar", "tensorboard", "num_workers", "device",
+})
+
+
+def resume_differences(config: TrainConfig, saved: TrainConfig) -> tuple[list[str], list[str]]:
+    """``(conflicts, overrides)``: fields (``data.x`` for data) where ``config`` differs from ``saved``."""
+    new, old = config_to_dict(config), config_to_dict(saved)
+    changed = [k for k in new if k != "data" and new[k] != old[k]]
+    changed += [f"data.{k}" for k in new["data"] if new["data"][k] != old["data"][k]]
+    return [k for k in changed if k not in RESUME_OVERRIDES], [k for k in changed if k in RESUME_OVERRIDES]
 
 
 def load_yaml(path: str | Path) -> PoseDiffusionConfig:

@@ -1,4 +1,5 @@
-"""Rank-0 logs of a training run: ``steps.csv``, ``log.csv`` (per epoch), TensorBoard and a tqdm bar.
+"""Rank-0 bookkeeping of a run folder: the lock that keeps a second run out, and the logs (``steps.csv``,
+``log.csv``, TensorBoard and a tqdm bar).
 
 A resumed run first drops the rows written after the checkpoint it continues from, so that no step or epoch
 is ever logged twice.
@@ -7,7 +8,9 @@ is ever logged twice.
 from __future__ import annotations
 
 import csv
+import fcntl
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,12 +28,48 @@ if TYPE_CHECKING:  # the training loop imports this module: type-only import, no
 log = logging.getLogger(__name__)
 
 
+class RunLock:
+    """Exclusive lock on a run folder (``.lock``, ``flock``) for as long as a training run uses it.
+
+    The operating system releases it when the process ends, also after ``kill -9``, so a crashed run never
+    leaves a stale lock; a second run started on the same folder meanwhile gets a clear error.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path, self.handle = Path(run_dir) / ".lock", None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the whole run
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            handle.close()
+            raise ValueError(f"{self.path.parent}: another training run (pid {owner}) is using this folder; "
+                             "wait for it or choose another -c") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
 class RunLogger:
-    """Rank-0 logs of a run: ``steps.csv`` (every few steps), ``log.csv`` (per epoch), TensorBoard, tqdm."""
+    """Rank-0 logs of a run: ``steps.csv`` (every few steps), ``log.csv`` (one row per selection score: each
+    epoch end, every ``val_every_steps`` and the end of a budget), TensorBoard, tqdm."""
 
     STEP_FIELDS = ("global_step", "epoch", "loss_m", "lr")
     EPOCH_FIELDS = ("epoch", "global_step", "lr", "train_loss_m", "selection_split", "selection_mpjpe_mm",
-                    "best", "elapsed_s")
+                    "best", "elapsed_s", "at")
 
     def __init__(self, run_dir: Path, config: TrainConfig, runtime: Runtime, progress: Progress) -> None:
         self.enabled, self.config, self.start = runtime.is_main, config, time.monotonic()
@@ -40,7 +79,7 @@ class RunLogger:
             return
         # rows written after the checkpoint we continue from belong to the lost future: drop them
         _truncate_csv(self.steps_csv, self.STEP_FIELDS, "global_step", progress.global_step)
-        _truncate_csv(self.epochs_csv, self.EPOCH_FIELDS, "epoch", progress.epoch)
+        _truncate_csv(self.epochs_csv, self.EPOCH_FIELDS, "global_step", progress.global_step)
         if config.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
@@ -63,16 +102,18 @@ class RunLogger:
             self.tensorboard.add_scalar("train/loss_m", loss, progress.global_step)
             self.tensorboard.add_scalar("train/lr", lr, progress.global_step)
 
-    def epoch(self, progress: Progress, lr: float, train_loss: float, split: str, score: float | None,
-              is_best: bool) -> None:
+    def selection(self, progress: Progress, lr: float, train_loss: float, split: str, score: float | None,
+                  is_best: bool, at: str) -> None:
+        """One ``log.csv`` row: ``epoch`` counts finished epochs; ``at`` is "epoch", "step" or "end"."""
         if not self.enabled:
             return
         elapsed = time.monotonic() - self.start
         score_text = "" if score is None else f"{score:.2f}"
         _append_csv(self.epochs_csv, self.EPOCH_FIELDS, [progress.epoch, progress.global_step, lr,
                                                          f"{train_loss:.6f}", split, score_text, int(is_best),
-                                                         f"{elapsed:.1f}"])
-        log.info("epoch %d: loss %.2f mm, %s MPJPE %s mm%s, lr %.3g", progress.epoch, train_loss * 1000,
+                                                         f"{elapsed:.1f}", at])
+        log.info("%s %d (step %d): loss %.2f mm, %s MPJPE %s mm%s, lr %.3g",
+                 "epoch" if at == "epoch" else "at", progress.epoch, progress.global_step, train_loss * 1000,
                  split, score_text or "-", " (best)" if is_best else "", lr)
         if self.tensorboard is not None and score is not None:
             self.tensorboard.add_scalar(f"{split}/mpjpe_mm", score, progress.global_step)

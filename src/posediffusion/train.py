@@ -17,6 +17,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,12 +32,12 @@ from torch.utils.data.distributed import DistributedSampler
 
 from posediffusion import __version__
 from posediffusion.checkpoint import load_weights_into, read_checkpoint, save_checkpoint
-from posediffusion.config import TrainConfig, save_config_yaml
+from posediffusion.config import TrainConfig, load_config_yaml, resume_differences, save_config_yaml
 from posediffusion.data.selection import load_sequences, split_validation
 from posediffusion.data.windows import WindowDataset
 from posediffusion.evaluate import window_mpjpe
 from posediffusion.model.pose_diffusion import PoseDiffusion
-from posediffusion.run_log import RunLogger
+from posediffusion.run_log import RunLock, RunLogger
 from posediffusion.runtime import Runtime, setup_runtime
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ class Progress:
     epoch_loss_sum: float = 0.0
     best_score_mm: float | None = None
     best_epoch: int | None = None
+    """Finished epochs when ``best`` was written."""
+    best_step: int | None = None
+    """Global step when ``best`` was written."""
+    selected_step: int | None = None
+    """Global step of the last selection score (so the end of a budget is not scored twice)."""
 
 
 @dataclass
@@ -140,8 +146,17 @@ def train(config: TrainConfig, step_callback: Callable[[int, float], None] | Non
         the final progress and the run folder.
     """
     config = config.resolved()
-    runtime = setup_runtime(config)
     run_dir = Path(config.checkpoint)
+    lock = RunLock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext()
+    with lock:
+        return _train(config, run_dir, step_callback)
+
+
+def _train(config: TrainConfig, run_dir: Path, step_callback: Callable[[int, float], None] | None
+           ) -> TrainResult:
+    if config.resume:
+        check_resume(config, run_dir)
+    runtime = setup_runtime(config)
     state = _TrainingState.create(config, runtime)
     train_seqs, select_seqs, split = prepare_splits(config)
     dataset = WindowDataset(train_seqs, state.frames, stride=config.data.stride, flip=config.data.flip,
@@ -172,11 +187,16 @@ def train(config: TrainConfig, step_callback: Callable[[int, float], None] | Non
             if step_callback is not None:
                 step_callback(progress.global_step, loss)
             stopped = _should_stop(config, runtime, progress, start)
+            if (config.val_every_steps and progress.global_step % config.val_every_steps == 0
+                    and progress.step_in_epoch < len(batches)):  # at an epoch end, _finish_epoch scores
+                _select(state, progress, logger, select_seqs, split, "step")
             if stopped or (config.save_every_steps and progress.global_step % config.save_every_steps == 0
                            and progress.step_in_epoch < len(batches)):
                 break
         if progress.step_in_epoch >= len(batches):
             _finish_epoch(state, progress, logger, select_seqs, split, len(batches))
+        elif stopped and progress.selected_step != progress.global_step:
+            _select(state, progress, logger, select_seqs, split, "end")  # every run ends with a selection
         state.save(run_dir / "last", progress, split)
     logger.close()
     if runtime.owns_process_group:
@@ -184,6 +204,19 @@ def train(config: TrainConfig, step_callback: Callable[[int, float], None] | Non
     if stopped:
         log.info("stopped at step %d (max_steps/budget); resume with --resume", progress.global_step)
     return TrainResult(state.model, losses, progress, run_dir, stopped_early=stopped)
+
+
+def check_resume(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse to resume with settings that differ from the run's ``config.yaml`` (budget/logging may)."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        raise FileNotFoundError(f"{saved_path}: not found; --resume needs the run folder of a training run")
+    conflicts, overrides = resume_differences(config, load_config_yaml(TrainConfig, saved_path))
+    if conflicts:
+        raise ValueError(f"{run_dir}: --resume with settings that differ from its config.yaml: "
+                         f"{', '.join(conflicts)} (drop these flags to continue the run as it was)")
+    for name in overrides:
+        log.info("resume: %s changed for this continuation (allowed: budget, logging, machine)", name)
 
 
 def prepare_splits(config: TrainConfig) -> tuple[list, list, str]:
@@ -225,15 +258,27 @@ def _should_stop(config: TrainConfig, runtime: Runtime, progress: Progress, star
 
 def _finish_epoch(state: _TrainingState, progress: Progress, logger: RunLogger, select_seqs: list,
                   split: str, num_batches: int) -> None:
-    """LR decay, selection score, ``best`` checkpoint and the epoch's log row."""
+    """LR decay, then the epoch's selection score, ``best`` checkpoint and log row."""
     lr, train_loss = state.lr, progress.epoch_loss_sum / max(num_batches, 1)
     state.scheduler.step()
     progress.epoch, progress.step_in_epoch, progress.epoch_loss_sum = progress.epoch + 1, 0, 0.0
+    _select(state, progress, logger, select_seqs, split, "epoch", lr=lr, train_loss=train_loss)
+
+
+def _select(state: _TrainingState, progress: Progress, logger: RunLogger, select_seqs: list, split: str,
+            at: str, lr: float | None = None, train_loss: float | None = None) -> None:
+    """Score the selection split now (``at``: "epoch", "step" or "end"), write ``best`` if it improved."""
+    if not select_seqs and at != "epoch":
+        return
+    if train_loss is None:
+        train_loss = progress.epoch_loss_sum / max(progress.step_in_epoch, 1)
     score = state.selection_score(select_seqs) if select_seqs and state.runtime.is_main else None
+    progress.selected_step = progress.global_step
     is_best = score is not None and (progress.best_score_mm is None or score < progress.best_score_mm)
     if is_best:
         progress.best_score_mm, progress.best_epoch = score, progress.epoch
-    logger.epoch(progress, lr, train_loss, split, score, is_best)
+        progress.best_step = progress.global_step
+    logger.selection(progress, state.lr if lr is None else lr, train_loss, split, score, is_best, at)
     if is_best:
         state.save(Path(state.config.checkpoint) / "best", progress, split, with_training_state=False)
     elif state.runtime.world_size > 1:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -39,8 +40,8 @@ OPTIMISER_FLAGS = (
 )
 CONTROL_FLAGS = (
     Flag("resume"), Flag("overwrite"), Flag("save_every_steps"), Flag("max_steps"), Flag("budget_min"),
-    Flag("budget_clock"), Flag("select_on_test"), Flag("val_hypotheses"), Flag("val_steps"),
-    Flag("val_max_windows"), Flag("log_every_steps"),
+    Flag("budget_clock"), Flag("select_on_test"), Flag("val_every_steps"), Flag("val_hypotheses"),
+    Flag("val_steps"), Flag("val_max_windows"), Flag("log_every_steps"),
 )
 
 
@@ -71,8 +72,18 @@ def _model_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """TrainConfig from ``--config`` (if any) overridden by the flags that were given."""
-    config = load_config_yaml(TrainConfig, args.config) if args.config else TrainConfig()
+    """TrainConfig from ``--config`` (with ``--resume``: the run's own ``config.yaml``) and the given flags.
+
+    A resumed run starts from its saved settings, so flags need not be repeated; :func:`train` refuses a
+    flag that contradicts them (other than budget, logging and machine settings).
+    """
+    saved = Path(getattr(args, "checkpoint", TrainConfig.checkpoint)) / "config.yaml"
+    if args.config:
+        config = load_config_yaml(TrainConfig, args.config)
+    elif getattr(args, "resume", False) and saved.is_file():
+        config = load_config_yaml(TrainConfig, saved)
+    else:
+        config = TrainConfig()
     flags = MODEL_FLAGS + RUN_FLAGS + OPTIMISER_FLAGS + CONTROL_FLAGS
     top = {**given_values(args, flags), **device_value(args)}
     data = given_values(args, DATA_FLAGS + STRIDE_FLAG + DATA_TRAIN_FLAGS)
@@ -102,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     progress = result.progress
     best = "" if progress.best_score_mm is None else (
-        f", best selection MPJPE {progress.best_score_mm:.2f} mm at epoch {progress.best_epoch}")
+        f", best selection MPJPE {progress.best_score_mm:.2f} mm at step {progress.best_step} "
+        f"(epoch {progress.best_epoch})")
     early = " (stopped early: resume with --resume)" if result.stopped_early else ""
     print(f"trained {progress.epoch} epoch(s), {progress.global_step} steps; checkpoints in "
           f"{result.run_dir}{best}{early}")
