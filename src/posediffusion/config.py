@@ -214,6 +214,9 @@ class DataConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"DataConfig: {name} must be a positive integer, got {value!r}")
+        for name in ("subjects_train", "subjects_test", "actions"):
+            if getattr(self, name) is not None and not getattr(self, name):
+                raise ValueError(f"DataConfig: {name} is an empty list (leave it unset for the default)")
 
     @property
     def is_3dhp(self) -> bool:
@@ -317,6 +320,14 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: budget_clock must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.budget_min is not None and self.budget_min <= 0:
             raise ValueError(f"TrainConfig: budget_min must be > 0, got {self.budget_min}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
+        if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
+            raise ValueError(f"TrainConfig: lr_decay must be in (0, 1], got {self.lr_decay}")
+        if not (self.grad_clip >= 0 and self.weight_decay >= 0):
+            raise ValueError(f"TrainConfig: grad_clip and weight_decay must be >= 0, got {self.grad_clip} "
+                             f"and {self.weight_decay}")
+        _check_seed(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -392,6 +403,22 @@ class EvalConfig:
             raise ValueError("hypotheses, steps and batch_size must be >= 1")
         if self.weights not in WEIGHT_CHOICES:
             raise ValueError(f"weights must be auto, ema or raw, got {self.weights!r}")
+        for name in ("stride", "max_sequences"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if self.eta is not None and not self.eta >= 0:
+            raise ValueError(f"eta must be >= 0, got {self.eta}")
+        build_config(DataConfig, self.data, "data")  # overrides of the checkpoint's: validated now, not late
+        if not self.aggregations or self.camera_ids == ():
+            raise ValueError("aggregations and camera_ids must not be empty lists")
+        _check_seed(self)
+
+
+def _check_seed(config: TrainConfig | EvalConfig) -> None:
+    """A seed must fit the 64-bit generators (numpy and torch) it seeds."""
+    if not 0 <= config.seed < 2**63:
+        raise ValueError(f"{type(config).__name__}: seed must be in [0, 2**63), got {config.seed}")
 
 
 #: TrainConfig fields a resumed run may change (budget, logging, machine); every other field must equal the

@@ -86,3 +86,20 @@ def test_flag_dest_and_negated_bool():
     args = parser.parse_args(["--no-tensorboard", "--overwrite"])
     assert args.tensorboard is False and args.other is True
     assert csv_list(" a,,b ,") == ["a", "b"]
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (["evaluate", "-c", "x", "--max-sequences", "0"], "max_sequences"),
+    (["evaluate", "-c", "x", "-ste", ","], "subjects_test"),
+    (["train", "--dry-run", "-str", ","], "subjects_train"),
+    (["train", "--dry-run", "--grad-clip", "-1"], "grad_clip"),
+    (["train", "--dry-run", "-lrd", "0"], "lr_decay"),
+    (["train", "--dry-run", "-lr", "0"], "lr must be"),
+    (["train", "--dry-run", "--seed", str(2**70)], "seed must be"),
+    (["evaluate", "-c", "x", "--seed", "-1"], "seed must be"),
+    (["evaluate", "-c", "x", "--eta", "-0.5"], "eta must be"),
+])
+def test_bad_values_are_errors_not_coerced(argv, names, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and names in err[0]
