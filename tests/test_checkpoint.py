@@ -10,9 +10,9 @@ from posediffusion.model.pose_diffusion import PoseDiffusion
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return PoseDiffusion.from_preset("tiny")
+def tiny(tiny_model):
+    """The shared seeded tiny model (tests/conftest.py; one instance per module: a test here trains it)."""
+    return tiny_model
 
 
 def _save(path, model, **kwargs):
@@ -111,3 +111,28 @@ def test_corrupt_weights_give_a_clear_error(tmp_path, tiny):
         ck.load_model(tmp_path / "ckpt")
     with pytest.raises(ValueError, match="no EMA weights"):
         ck.read_checkpoint(tmp_path / "ckpt").weights(ema=True)
+
+
+def test_leftovers_of_crashed_writes_are_cleaned_and_the_newest_old_folder_wins(tmp_path, tiny):
+    import os
+    import time
+
+    _save(tmp_path / "last", tiny)
+    (tmp_path / "last").rename(tmp_path / ".last.old-zzz")  # older, but sorts last by name
+    time.sleep(0.01)
+    _save(tmp_path / "newer", tiny)
+    (tmp_path / "newer").rename(tmp_path / ".last.old-aaa")
+    os.utime(tmp_path / ".last.old-zzz", (1, 1))
+    (tmp_path / ".last.tmp-crashed").mkdir()  # a write that died before its rename
+    assert ck.resolve_checkpoint(tmp_path / "last") == tmp_path / ".last.old-aaa"  # by age, not by name
+    assert ck.resolve_checkpoint(tmp_path, "last") == tmp_path / ".last.old-aaa"
+    _save(tmp_path / "last", tiny)  # the next write restores, replaces and cleans up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+
+
+def test_unreadable_training_state_is_one_line_without_unsafe_advice(tmp_path, tiny):
+    _save(tmp_path / "ckpt", tiny, training_state={"step": 1})
+    (tmp_path / "ckpt" / ck.STATE_FILE).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="cannot read training state safely") as info:
+        ck.read_checkpoint(tmp_path / "ckpt").training_state()
+    assert "\n" not in str(info.value) and "weights_only=False" not in str(info.value)

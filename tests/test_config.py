@@ -190,3 +190,12 @@ def test_yaml_that_is_not_a_mapping_is_one_line_error(tmp_path, text):
     with pytest.raises(ValueError, match="bad.yaml") as info:
         load_config_yaml(TrainConfig, path)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["width", "depth", "frames", "num_joints"])
+def test_network_sizes_are_bounded(field):
+    """A config from an untrusted checkpoint cannot ask for terabytes (width 2**20 would)."""
+    with pytest.raises(ValueError, match=f"{field} must be <="):
+        ModelConfig(**{field: 2**20})
+    with pytest.raises(ValueError, match=f"checkpoint.json: model: ModelConfig: {field} must be <="):
+        PoseDiffusionConfig.from_dict({"model": {field: 2**20}}, source="checkpoint.json")

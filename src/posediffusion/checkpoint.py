@@ -12,12 +12,14 @@ Layout of a checkpoint folder (e.g. ``checkpoint/run/last/``)::
 The folder is first written under a temporary name beside the target and then renamed into place, so a
 reader sees either the old or the new checkpoint, never half of one. Replacing an existing folder takes two
 renames (old -> ``.<name>.old-*``, new -> name); if a process dies between them, :func:`resolve_checkpoint`
-falls back to the old folder.
+falls back to the newest old folder, and the next write puts it back in place first. Each write also
+removes what crashed writes left beside the target (``.<name>.tmp-*``, stale ``.<name>.old-*``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -41,11 +43,31 @@ METADATA_FILE = "metadata.json"
 STATE_FILE = "training_state.pt"
 
 
+def _leftovers(path: Path, kind: str) -> list[Path]:
+    """``.<name>.<kind>-*`` folders beside ``path`` left by interrupted writes, newest first (by mtime)."""
+    found = [p for p in path.parent.glob(f".{path.name}.{kind}-*") if p.is_dir()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _clean_leftovers(path: Path) -> None:
+    """Before a write: put an interrupted replacement's old folder back, then drop every leftover.
+
+    Writers of one run folder are serialised by the run lock, so nothing here belongs to a live writer.
+    """
+    olds = _leftovers(path, "old")
+    if olds and not path.exists():
+        log.warning("%s: restoring %s left by an interrupted checkpoint write", path, olds[0])
+        os.replace(olds.pop(0), path)
+    for leftover in olds + _leftovers(path, "tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` as a whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
@@ -68,8 +90,6 @@ def model_config_dict(model: torch.nn.Module) -> dict[str, Any]:
     config = model.config
     if hasattr(config, "to_dict"):
         return json.loads(json.dumps(config.to_dict()))
-    import dataclasses
-
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
@@ -126,10 +146,10 @@ def resolve_checkpoint(path: str | Path, name: str | None = None) -> Path:
     for candidate in candidates:
         if (candidate / WEIGHTS_FILE).is_file():
             return candidate
-        interrupted = sorted(candidate.parent.glob(f".{candidate.name}.old-*"))
-        if not candidate.exists() and interrupted and (interrupted[-1] / WEIGHTS_FILE).is_file():
-            log.warning("%s: using %s left by an interrupted checkpoint write", candidate, interrupted[-1])
-            return interrupted[-1]
+        interrupted = _leftovers(candidate, "old") if not candidate.exists() else []
+        if interrupted and (interrupted[0] / WEIGHTS_FILE).is_file():
+            log.warning("%s: using %s left by an interrupted checkpoint write", candidate, interrupted[0])
+            return interrupted[0]
     looked = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(f"no checkpoint found (looked for {WEIGHTS_FILE} in: {looked})")
 
@@ -168,7 +188,9 @@ class Checkpoint:
         try:
             return torch.load(file, map_location=device, weights_only=True)
         except Exception as err:  # pickle errors, refused globals, truncated files
-            raise ValueError(f"{file}: cannot read training state safely ({err})") from err
+            # torch's message spans lines and suggests weights_only=False, which would run code: never
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{file}: cannot read training state safely ({reason})") from err
 
 
 def read_checkpoint(path: str | Path, name: str | None = None) -> Checkpoint:

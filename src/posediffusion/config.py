@@ -24,6 +24,10 @@ import yaml
 from posediffusion.io_utils import write_text_atomic
 
 ATTENTION_KINDS = ("sdpa", "math")
+#: Upper bounds of the network sizes, far above any published lifter (paper: D=512, L=8, T=243): a config
+#: from an untrusted checkpoint or file cannot make the constructor allocate terabytes.
+MODEL_LIMITS = {"num_joints": 256, "frames": 8192, "width": 8192, "depth": 128, "heads": 128,
+                "mlp_ratio": 16, "graph_hops": 64}
 PROMPT_INITS = ("text", "random")
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 BUDGET_CLOCKS = ("wall", "cpu")
@@ -80,6 +84,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, ("num_joints", "frames", "width", "depth", "heads", "mlp_ratio", "graph_hops"))
+        _check_bounds(self, MODEL_LIMITS)
         if self.width % self.heads:
             raise ValueError(f"ModelConfig: heads ({self.heads}) must divide width ({self.width})")
         if self.attention not in ATTENTION_KINDS:
@@ -116,6 +121,7 @@ class DiffusionConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, ("num_steps", "s", "scale", "clamp"))
+        _check_bounds(self, {"num_steps": 100_000})
         if self.velocity_weight < 0:
             raise ValueError(f"DiffusionConfig: velocity_weight must be >= 0, got {self.velocity_weight}")
         if self.eta < 0:
@@ -537,6 +543,12 @@ def load_config_yaml(cls: type[C], path: str | Path) -> C:
 def save_config_yaml(config: Any, path: str | Path) -> None:
     """Write a config dataclass as YAML atomically."""
     write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def _check_bounds(obj: object, limits: dict[str, float]) -> None:
+    for name, limit in limits.items():
+        if getattr(obj, name) > limit:
+            raise ValueError(f"{type(obj).__name__}: {name} must be <= {limit}, got {getattr(obj, name)!r}")
 
 
 def _check_positive(obj: object, names: tuple[str, ...]) -> None:
