@@ -139,7 +139,7 @@ def naive_sample(model, x2d, hypotheses: int, steps: int, generator) -> Any:
             mirrored = net(x_in[:, :, perm] * sign, t_batch, cond_flip)
             x0 = 0.5 * (plain + mirrored[:, :, perm] * sign)
             x0 = x0 * (torch.arange(j) != 0).float()[:, None]  # root joint exactly 0
-            gain = cond.get("sampler_gain")  # (B, T) or None
+            gain = net.sampler_gain(cond)  # (B, T) or None
             if gain is not None and smoothing > 0:
                 prev = torch.cat([x0[:, :1], x0[:, :-1]], dim=1)
                 nxt = torch.cat([x0[:, 1:], x0[:, -1:]], dim=1)

@@ -150,3 +150,28 @@ def test_bad_inputs():
         aggregate.joint_aggregate(hyps, kp[..., :16, :], PINHOLE)
     with pytest.raises(ValueError, match="hypotheses"):
         aggregate.pose_aggregate(torch.zeros(3, 17, 3))
+
+
+def test_hypothesis_spread_hand_values():
+    pose = np.zeros((1, 17, 3))
+    hyps = np.zeros((2, 1, 17, 3))
+    hyps[0, 0, 4] = [0.3, 0.4, 0.0]  # 0.5 m away
+    hyps[1, 0, 4] = [0.0, 0.0, 0.1]  # 0.1 m away
+    spread = aggregate.hypothesis_spread(hyps, pose)  # numpy in, numpy out
+    assert spread[0, 4] == pytest.approx(0.3) and spread[0, 0] == 0.0
+    assert isinstance(spread, np.ndarray)
+    # default centre: the P-Agg mean; torch in, torch out, and the H dim may follow leading dims (K, ...)
+    h = torch.randn(3, 4, 5, 17, 3, dtype=torch.float64)  # (K, H, T, J, 3)
+    expected = torch.linalg.vector_norm(h - h.mean(1, keepdim=True), dim=-1).mean(1)
+    assert torch.equal(aggregate.hypothesis_spread(h), expected)
+
+
+def test_estimate_labels():
+    assert aggregate.estimate_label("p-agg") == "P-Agg"
+    assert aggregate.estimate_label("j-agg", "weak_perspective") == "J-Agg (weak perspective)"
+    assert aggregate.estimate_label("j-agg", "ground_truth") == "J-Agg (GT root)"
+    assert aggregate.estimate_label("p-best") == "P-Best (ORACLE)"
+    with pytest.raises(ValueError, match="root source"):
+        aggregate.estimate_label("j-agg")
+    with pytest.raises(ValueError, match="aggregation"):
+        aggregate.estimate_label("pose")

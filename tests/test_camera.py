@@ -1,14 +1,11 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from posediffusion import camera
-
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-CAMERAS_JSON = SHARED_DATA / "cameras" / "h36m_cameras.json"
+from tests.helpers import SHARED_CAMERAS as CAMERAS_JSON
 
 CAM = {"focal_length": [1000.0, 1100.0], "center": [500.0, 400.0],
        "radial_distortion": [0.1, 0.01, 0.001], "tangential_distortion": [0.002, 0.003]}

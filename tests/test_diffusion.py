@@ -315,24 +315,24 @@ def test_return_all_steps(schedule):
     assert not torch.allclose(every[0], every[-1], atol=1e-4)
 
 
-def _gain_sample(schedule, cond, eta, smoothing, seed=0, steps=6, h=2):
+def _gain_sample(schedule, cond, eta, smoothing, gain=None, seed=0, steps=6, h=2):
     b, frames = cond["offset"].shape[:2]
     gen = torch.Generator().manual_seed(seed)
     return ddim_sample(RecordingNet(a=0.5), cond, (b, frames, J, 3), schedule, num_hypotheses=h,
-                       steps=steps, eta=eta, smoothing=smoothing, generator=gen)
+                       steps=steps, eta=eta, smoothing=smoothing, frame_gain=gain, generator=gen)
 
 
 def test_unit_gain_is_plain_ddim(schedule):
     cond = offset_cond(2, 6)
     plain = _gain_sample(schedule, cond, eta=1.0, smoothing=1.0)
-    gained = _gain_sample(schedule, {**cond, "sampler_gain": torch.ones(2, 6)}, eta=1.0, smoothing=1.0)
+    gained = _gain_sample(schedule, cond, eta=1.0, smoothing=1.0, gain=torch.ones(2, 6))
     torch.testing.assert_close(gained, plain, atol=1e-6, rtol=0)
 
 
 def test_constant_gain_scales_noise_reinjection(schedule):
     cond = offset_cond(2, 6)
     reference = _gain_sample(schedule, cond, eta=0.4, smoothing=0.0)
-    gained = _gain_sample(schedule, {**cond, "sampler_gain": torch.full((2, 6), 0.5)}, eta=0.8, smoothing=0.0)
+    gained = _gain_sample(schedule, cond, eta=0.8, smoothing=0.0, gain=torch.full((2, 6), 0.5))
     torch.testing.assert_close(gained, reference, atol=1e-5, rtol=1e-5)
 
 
@@ -341,13 +341,13 @@ def test_smoothing_reduces_jitter_on_slow_frames_only(schedule):
     pose = random_pose(torch.Generator().manual_seed(8), 1, 1).expand(1, frames, J, 3).contiguous()
     gain = torch.ones(1, frames)
     gain[:, : frames // 2] = 0.05  # slow first half, fast second half
-    cond = {"offset": pose, "sampler_gain": gain}
+    cond = {"offset": pose}
 
     def jitter(x, sl):
         return x[..., sl, :, :].diff(dim=-3).norm(dim=-1).mean().item()
 
-    sharp = _gain_sample(schedule, cond, eta=1.0, smoothing=0.0, h=8)
-    smooth = _gain_sample(schedule, cond, eta=1.0, smoothing=1.0, h=8)
+    sharp = _gain_sample(schedule, cond, eta=1.0, smoothing=0.0, gain=gain, h=8)
+    smooth = _gain_sample(schedule, cond, eta=1.0, smoothing=1.0, gain=gain, h=8)
     slow, fast = slice(0, frames // 2 - 1), slice(frames // 2 + 2, frames)
     assert jitter(smooth, slow) < 0.7 * jitter(sharp, slow)
     assert jitter(smooth, fast) == pytest.approx(jitter(sharp, fast), rel=0.25)
@@ -361,9 +361,10 @@ def test_samples_follow_cond_dtype(schedule):
                       generator=torch.Generator().manual_seed(0))
     assert out.dtype == torch.float64 and out.shape == (2, 3, 5, J, 3)
     assert torch.isfinite(out).all() and torch.all(out[..., 0, :] == 0)
-    half = {"offset": torch.zeros(2, 5, J, 3, dtype=torch.bfloat16), "sampler_gain": torch.full((2, 5), 0.5)}
+    half = {"offset": torch.zeros(2, 5, J, 3, dtype=torch.bfloat16)}
     out = ddim_sample(RecordingNet(a=0.5), half, (2, 5, J, 3), schedule, num_hypotheses=2, steps=3,
-                      smoothing=0.5, generator=torch.Generator().manual_seed(0))
+                      smoothing=0.5, frame_gain=torch.full((2, 5), 0.5),
+                      generator=torch.Generator().manual_seed(0))
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
 
 
@@ -383,22 +384,25 @@ def test_sampler_rejects_bad_input(schedule):
         call(c={"offset": torch.cat([cond["offset"]] * 2)}, flip_permutation=[0] * J)
     with pytest.raises(ValueError, match="eta"):
         call(eta=-0.5)
-    with pytest.raises(ValueError, match="sampler_gain"):
-        call(c={**cond, "sampler_gain": torch.full((2, 4), 1.5)})
-    with pytest.raises(ValueError, match="sampler_gain"):
-        call(c={**cond, "sampler_gain": torch.ones(2, 5)})
+    with pytest.raises(ValueError, match="frame_gain"):
+        call(frame_gain=torch.full((2, 4), 1.5))
+    with pytest.raises(ValueError, match="frame_gain"):
+        call(frame_gain=torch.ones(2, 5))
+    with pytest.raises(ValueError, match="frame_gain"):  # (B, T), not the 2B rows of a flipped cond
+        call(c={"offset": torch.cat([cond["offset"]] * 2)}, flip_permutation=FLIP,
+             frame_gain=torch.ones(4, 4))
     with pytest.raises(ValueError, match="steps"):
         call(steps=0)
 
 
-def test_flip_with_gain_uses_original_rows(schedule):
+def test_flip_with_unit_gain_is_plain_ddim(schedule):
     b, frames = 2, 5
     offset = offset_cond(b, frames)["offset"]
-    cond = {"offset": torch.cat([offset, flip_pose(offset)])}
-    gain_rows = torch.cat([torch.ones(b, frames), torch.full((b, frames), 0.1)])  # flipped rows ignored
+    cond = {"offset": torch.cat([offset, flip_pose(offset)])}  # 2B rows; the gain is the B windows'
 
-    def sample(c):
-        return ddim_sample(RecordingNet(a=0.5), c, (b, frames, J, 3), schedule, num_hypotheses=2, steps=4,
-                           smoothing=1.0, flip_permutation=FLIP, generator=torch.Generator().manual_seed(0))
+    def sample(gain):
+        return ddim_sample(RecordingNet(a=0.5), cond, (b, frames, J, 3), schedule, num_hypotheses=2, steps=4,
+                           smoothing=1.0, flip_permutation=FLIP, frame_gain=gain,
+                           generator=torch.Generator().manual_seed(0))
 
-    torch.testing.assert_close(sample({**cond, "sampler_gain": gain_rows}), sample(cond), atol=1e-6, rtol=0)
+    torch.testing.assert_close(sample(torch.ones(b, frames)), sample(None), atol=1e-6, rtol=0)

@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from posediffusion import eval_3dhp
+from posediffusion import eval_3dhp, metrics
 from posediffusion.cli import main
 from posediffusion.skeleton import MPI_TO_H36M
 
@@ -101,6 +101,20 @@ def test_joint_groups_and_pelvis_in_mpjpe(tmp_path):
     assert row.group_auc["Wrist"] == 0.0 and row.group_auc["Head"] == pytest.approx(30 / 31 * 100)
     assert row.mpjpe == pytest.approx((400 + 34) / 17)
     np.testing.assert_allclose(row.joint_mpjpe[[4, 7, ROOT]], [200.0, 200.0, 34.0])
+
+
+def test_tables_use_the_package_pck_and_auc():
+    # The joint groups of the official tables are exactly the 14 PCK joints of metrics.py, and a row's
+    # pooled PCK/AUC equal metrics.pck/auc on the same poses (equal joint count per frame).
+    groups = sorted(j for group in eval_3dhp.JOINT_GROUPS.values() for j in group)
+    assert groups == list(metrics.PCK_JOINTS_3DHP)
+    rng = np.random.default_rng(3)
+    gt = rng.normal(size=(9, 17, 3)) * 300
+    gt -= gt[:, ROOT:ROOT + 1]
+    pred = gt + rng.normal(size=gt.shape) * 90
+    row = eval_3dhp.score_row("x", np.linalg.norm(pred - gt, axis=-1))
+    assert row.pck == pytest.approx(metrics.pck(pred, gt, joint_order="3dhp"))
+    assert row.auc == pytest.approx(metrics.auc(pred, gt, joint_order="3dhp"))
 
 
 def test_valid_only_predictions_and_errors(dataset):

@@ -95,7 +95,7 @@ def test_export_3dhp_writes_mm_3dhp_order_root_relative(tmp_path):
         assert npz.files == ["TS3"]
         exported = npz["TS3"]
     assert exported.shape == (6, 17, 3)
-    for h36m_joint, mpi_joint in [(0, 14), (10, 0), (9, 16), (13, 7), (3, 10)]:  # FORMATS.md table
+    for h36m_joint, mpi_joint in [(0, 14), (10, 0), (9, 16), (13, 7), (3, 10)]:  # docs/formats.md table
         assert np.allclose(exported[:, mpi_joint], pose[:, h36m_joint] * 1000, atol=1e-3)
     assert np.abs(exported[:, 14]).max() == 0.0
 
@@ -137,14 +137,12 @@ def _write_3dhp(tmp_path):
     return gt_dir
 
 
-def test_evaluate_3dhp_exports_and_scores_with_the_official_protocol(tmp_path, capsys):
-    from posediffusion.model.pose_diffusion import PoseDiffusion
+def test_evaluate_3dhp_exports_and_scores_with_the_official_protocol(tmp_path, capsys, tiny_model):
     from posediffusion.config import TrainConfig
 
     gt_dir = _write_3dhp(tmp_path)
-    torch.manual_seed(0)
     run = TrainConfig.from_dict({"preset": "tiny", "data": {"dataset": "3dhp", "data_dir": str(tmp_path)}})
-    save_checkpoint(tmp_path / "run" / "last", PoseDiffusion.from_preset("tiny"), run_config=run.to_dict(),
+    save_checkpoint(tmp_path / "run" / "last", tiny_model, run_config=run.to_dict(),
                     metadata={"kind": "last", "preset": "tiny", "selection": {"split": "none"}})
     out = tmp_path / "eval"
     argv = ["evaluate", "-c", str(tmp_path / "run"), "--gt-dir", str(gt_dir), "-num_proposals", "2",

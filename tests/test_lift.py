@@ -4,22 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from posediffusion.checkpoint import save_checkpoint
 from posediffusion.cli import main
 from posediffusion.data.keypoints import save_keypoints_npz
 from posediffusion.lift import LiftResult, lift_file, lift_keypoints
-from posediffusion.model.pose_diffusion import PoseDiffusion
 
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return PoseDiffusion.from_preset("tiny").eval()
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, tiny_model):
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", tiny_model)
+# tiny_model, tiny_checkpoint: shared fixtures (tests/conftest.py)
 
 
 def _track(frames=23, seed=0):
@@ -41,7 +30,7 @@ def test_windows_merge_to_the_per_window_result_where_windows_do_not_overlap(tin
     # stride == T: windows tile the clip, so each frame equals the single window's aggregated output.
     track = _track(18)
     result = lift_keypoints(track, (1000, 1000), tiny_model, hypotheses=3, steps=2, stride=9,
-                            aggregation="pose", seed=3, batch_windows=1)
+                            aggregation="p-agg", seed=3, batch_windows=1)
     from posediffusion.camera import normalize_screen
 
     x2d = torch.as_tensor(normalize_screen(track, 1000, 1000)).reshape(2, 9, 17, 2)
@@ -54,7 +43,7 @@ def test_windows_merge_to_the_per_window_result_where_windows_do_not_overlap(tin
 
 def test_uncertainty_is_hypothesis_spread_and_hypotheses_kept(tiny_model):
     result = lift_keypoints(_track(9), (1000, 1000), tiny_model, hypotheses=4, steps=2, stride=9,
-                            aggregation="pose", keep_hypotheses=True)
+                            aggregation="p-agg", keep_hypotheses=True)
     hyps = result.hypotheses  # (H, F, 17, 3)
     assert hyps.shape == (4, 9, 17, 3)
     spread = np.linalg.norm(hyps - hyps.mean(0), axis=-1).mean(0)
@@ -73,6 +62,30 @@ def test_bad_input_is_rejected(tiny_model):
         lift_keypoints(np.zeros((5, 17, 2), np.float32), (1000, 1000), tiny_model)
     with pytest.raises(ValueError, match="aggregation"):
         lift_keypoints(_track(5), (1000, 1000), tiny_model, aggregation="median")
+
+
+def test_aggregation_names_labels_and_old_aliases(tiny_model):
+    track = _track(12)
+    new = lift_keypoints(track, (1000, 1000), tiny_model, hypotheses=2, steps=1, aggregation="j-agg")
+    old = lift_keypoints(track, (1000, 1000), tiny_model, hypotheses=2, steps=1, aggregation="joint")
+    assert new.settings["aggregation"] == old.settings["aggregation"] == "J-Agg (weak perspective)"
+    assert list(new.alternatives) == ["J-Agg (weak perspective)", "P-Agg"]  # evaluate's labels
+    np.testing.assert_array_equal(new.pose_3d, old.pose_3d)
+    np.testing.assert_array_equal(new.pose_3d, new.alternatives["J-Agg (weak perspective)"])
+    pose = lift_keypoints(track, (1000, 1000), tiny_model, hypotheses=2, steps=1, aggregation="pose")
+    np.testing.assert_array_equal(pose.pose_3d, new.alternatives["P-Agg"])
+
+
+def test_cli_accepts_canonical_and_old_aggregation_names(tmp_path, tiny_checkpoint, capsys):
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, _track(12), (1000, 1000))
+    for name, label in (("j-agg", "J-Agg (weak perspective)"), ("joint", "J-Agg (weak perspective)"),
+                        ("pose", "P-Agg")):
+        out = tmp_path / f"{name}.npz"
+        assert main(["lift", str(src), "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+                     "--hypotheses", "2", "--steps", "1", "--aggregation", name]) == 0
+        assert json.loads(str(np.load(out)["settings"]))["aggregation"] == label
+        assert f"({label}, H=2" in capsys.readouterr().out
 
 
 def test_lift_file_and_cli_write_outputs(tmp_path, tiny_checkpoint):

@@ -7,7 +7,7 @@ from PIL import Image
 
 from posediffusion import render
 from posediffusion.cli import main
-from posediffusion.render import hypothesis_spread, load_prediction, render_animation
+from posediffusion.render import load_prediction, render_animation
 
 
 def clip(frames: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -87,15 +87,6 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="stride"):
         render_animation(kp, pose, tmp_path / "x.gif", stride=0)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_hypothesis_spread_hand_values():
-    pose = np.zeros((1, 17, 3))
-    hyps = np.zeros((2, 1, 17, 3))
-    hyps[0, 0, 4] = [0.3, 0.4, 0.0]  # 0.5 m away
-    hyps[1, 0, 4] = [0.0, 0.0, 0.1]  # 0.1 m away
-    spread = hypothesis_spread(hyps, pose)
-    assert spread[0, 4] == pytest.approx(0.3) and spread[0, 0] == 0.0
 
 
 def write_prediction(path, frames: int = 4, **extra) -> None:

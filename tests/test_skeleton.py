@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from posediffusion.skeleton import (
     BODY_PARTS,
@@ -8,6 +9,9 @@ from posediffusion.skeleton import (
     MPI_INF_3DHP_17,
     MPI_TO_H36M,
     Skeleton,
+    flip_pose,
+    root_relative,
+    zero_root,
 )
 
 
@@ -60,3 +64,35 @@ def test_parts_cover_joints():
 def test_invalid_skeleton_rejected():
     with pytest.raises(ValueError, match="root"):
         Skeleton("bad", ("a", "b"), (-1, -1), (), ())
+
+
+def test_flip_pose_hand_values_numpy_and_torch():
+    x = np.zeros((17, 3))
+    x[4] = [0.3, 0.2, 5.0]  # LHip
+    x[16] = [-1.0, 2.0, 3.0]  # RWrist
+    x[9] = [0.5, 0.0, 1.0]  # Neck/Nose, centre joint
+    expected = np.zeros((17, 3))
+    expected[1] = [-0.3, 0.2, 5.0]  # LHip -> RHip, x negated
+    expected[13] = [1.0, 2.0, 3.0]  # RWrist -> LWrist
+    expected[9] = [-0.5, 0.0, 1.0]
+    np.testing.assert_array_equal(flip_pose(x), expected)
+    out = flip_pose(torch.tensor(x, dtype=torch.float32)[None])  # (1, J, 3)
+    assert out.dtype == torch.float32 and torch.equal(out[0], torch.tensor(expected, dtype=torch.float32))
+    y = np.random.default_rng(0).normal(size=(2, 5, 17, 2))
+    np.testing.assert_array_equal(flip_pose(flip_pose(y)), y)
+    with pytest.raises(ValueError):
+        flip_pose(np.zeros((16, 3)))
+    perm = torch.as_tensor(H36M_17.flip_permutation())  # the sampler passes the permutation itself
+    assert torch.equal(flip_pose(out, perm), flip_pose(out))
+
+
+def test_root_relative_and_zero_root():
+    x = np.arange(2 * 17 * 3, dtype=np.float32).reshape(2, 17, 3)
+    rel = root_relative(x)
+    assert rel.dtype == np.float32 and (rel[:, 0] == 0).all()
+    np.testing.assert_array_equal(rel[:, 5], x[:, 5] - x[:, 0])
+    np.testing.assert_array_equal(root_relative(x, root=14)[:, 3], x[:, 3] - x[:, 14])  # 3DHP pelvis
+    zeroed = zero_root(torch.from_numpy(x).double())
+    assert zeroed.dtype == torch.float64 and (zeroed[:, 0] == 0).all()
+    assert torch.equal(zeroed[:, 1:], torch.from_numpy(x[:, 1:]).double())  # other joints untouched
+    assert (zero_root(x, root=3)[:, 3] == 0).all() and (zero_root(x, root=3)[:, 0] == x[:, 0]).all()

@@ -1,6 +1,5 @@
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,38 +9,17 @@ import pytest
 import torch
 
 from posediffusion.cli import main
-from posediffusion.data.sequence import Sequence
 from posediffusion.config import DataConfig, TrainConfig, load_config_yaml, save_config_yaml
 from posediffusion.data.selection import load_sequences, split_validation
+from posediffusion.data.sequence import Sequence
 from posediffusion.train import train
-
-TEMPLATE_MM = np.array([
-    [0, 0, 900], [-100, 0, 900], [-100, 0, 480], [-100, 0, 80], [100, 0, 900], [100, 0, 480], [100, 0, 80],
-    [0, 0, 1130], [0, 0, 1380], [0, 0, 1480], [0, 0, 1600], [170, 0, 1350], [170, 0, 1080], [170, 0, 830],
-    [-170, 0, 1350], [-170, 0, 1080], [-170, 0, 830]], dtype=np.float64)
-
-
-def synthetic_motion(frames: int, speed_mm: float, freq_hz: float, amplitude_mm: float) -> np.ndarray:
-    """(F, 17, 3) mm, Z up: a standing skeleton gliding along x and swinging arms and legs."""
-    t = np.arange(frames)[:, None] / 50.0
-    pose = np.repeat(TEMPLATE_MM[None], frames, axis=0)
-    swing = amplitude_mm * np.sin(2 * np.pi * freq_hz * t)
-    pose[:, [13, 6], 1] += swing
-    pose[:, [16, 3], 1] -= swing
-    pose[:, :, 0] += speed_mm * t
-    return pose.astype(np.float32)
+from tests.helpers import make_tiny_model
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A `prepare mocap` dataset named "syn" made from 10 short synthetic motions."""
-    root = tmp_path_factory.mktemp("syn")
-    motions = {f"{i:03d}_01_cc": synthetic_motion(48, 300 + 100 * i, 0.5 + 0.2 * i, 100 + 20 * i)
-               for i in range(10)}
-    np.savez(root / "syn.npz", **motions)
-    assert main(["prepare", "mocap", "--input", str(root / "syn.npz"), "--out", str(root / "data"),
-                 "--name", "syn"]) == 0
-    return root / "data"
+def data_dir(synthetic_dataset):
+    """The shared `prepare mocap` dataset named "syn" (10 short synthetic motions; tests/conftest.py)."""
+    return synthetic_dataset[0]
 
 
 def tiny_config(data_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
@@ -196,32 +174,49 @@ def test_resume_after_kill_mid_epoch_equals_uninterrupted_run(tmp_path, data_dir
     assert [int(r.split(",")[0]) for r in steps_logged] == list(range(1, 2 * steps_per_epoch + 1))
 
 
-def _ddp_worker(rank: int, port: int, values: dict, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    result = train(TrainConfig.from_dict(values))
-    torch.save(_weights(result.model), Path(out_dir) / f"rank{rank}.pt")
+#: Runs under torchrun: `posediffusion.cli train ...` as a user would, keeping each rank's final weights
+#: (the CLI looks up posediffusion.train.train when it runs, so wrapping it here sees every rank's result).
+DDP_SCRIPT = """
+import os, sys
+import torch
+import posediffusion.train as train_module
+from posediffusion.cli import main
+
+real_train = train_module.train
+
+def train_and_keep_weights(*args, **kwargs):
+    result = real_train(*args, **kwargs)
+    weights = {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()}
+    torch.save(weights, os.path.join(sys.argv[1], "rank" + os.environ["RANK"] + ".pt"))
+    return result
+
+train_module.train = train_and_keep_weights
+sys.exit(main(sys.argv[2:]))
+"""
 
 
-def test_gloo_two_processes_hold_identical_weights(tmp_path, data_dir):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    values = tiny_config(data_dir, tmp_path / "ddp", epochs=1, max_steps=3, device="cpu").to_dict()
-    torch.multiprocessing.spawn(_ddp_worker, args=(port, values, str(tmp_path)), nprocs=2, join=True)
+def test_torchrun_gloo_two_processes_through_the_cli(tmp_path, data_dir):
+    """`torchrun --nproc_per_node=2 ... posediffusion.cli train` on CPU (gloo): both ranks hold identical,
+    trained weights; rank 0 alone writes the checkpoint and reports."""
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(script), str(tmp_path), "train", "--preset", "tiny", "-d", "syn", "--data-dir",
+               str(data_dir), "-c", str(tmp_path / "ddp"), "-b", "4", "--max-steps", "3",
+               "--max-frames-per-sequence", "18", "--device", "cpu", "--nolog"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
-    torch.manual_seed(0)  # the initial weights of a fresh run: training must have moved them
-    from posediffusion.model.pose_diffusion import PoseDiffusion
-
-    initial = PoseDiffusion.from_preset("tiny").state_dict()
+    initial = make_tiny_model().state_dict()  # the initial weights of a fresh run: training must move them
     assert any(not torch.equal(initial[k], rank0[k]) for k in initial)
     import json
 
     metadata = json.loads((tmp_path / "ddp" / "last" / "metadata.json").read_text())
     assert metadata["world_size"] == 2 and metadata["progress"]["global_step"] == 3
+    assert proc.stdout.count("trained 0 epoch(s), 3 steps") == 1  # rank 0 reports
 
 
 def test_select_on_test_is_recorded_and_labelled(tmp_path, data_dir, capsys):
@@ -275,3 +270,41 @@ def test_budget_clock_is_validated_and_cpu_clock_counts_process_time(monkeypatch
     monkeypatch.setattr(train_module.time, "monotonic", lambda: 99.0)
     assert train_module._budget_clock(TrainConfig(budget_clock="cpu")) == 12.5
     assert train_module._budget_clock(TrainConfig()) == 99.0
+
+
+def test_budget_shorter_than_an_epoch_still_selects_and_step_validation_logs(tmp_path, data_dir):
+    run = tmp_path / "short"
+    result = train(tiny_config(data_dir, run, epochs=1, max_steps=3, val_every_steps=2))
+    assert result.stopped_early and result.progress.epoch == 0  # never reached an epoch end
+    rows = [line.split(",") for line in (run / "log.csv").read_text().splitlines()]
+    header, rows = rows[0], rows[1:]
+    assert header[-1] == "at" and [(r[1], r[-1]) for r in rows] == [("2", "step"), ("3", "end")]
+    assert all(r[header.index("selection_mpjpe_mm")] for r in rows)  # both scored
+    assert (run / "best" / "metadata.json").is_file()  # a selected checkpoint although no epoch ended
+    assert result.progress.selected_step == 3 and result.progress.best_step in (2, 3)
+    resumed = train(tiny_config(data_dir, run, epochs=1, max_steps=3, val_every_steps=2, resume=True))
+    assert resumed.losses == []  # nothing left to do: the end is not scored a second time
+    assert len((run / "log.csv").read_text().splitlines()) == 3
+
+
+def test_resume_takes_the_runs_config_and_refuses_conflicting_flags(tmp_path, data_dir, capsys):
+    run = tmp_path / "r"
+    train(tiny_config(data_dir, run, epochs=1, max_steps=2, ema_decay=0.9, seed=3))
+    with pytest.raises(ValueError, match=r"differ from its config.yaml: batch_size, seed \(drop"):
+        train(tiny_config(data_dir, run, epochs=1, max_steps=4, ema_decay=0.9, seed=4, batch_size=3,
+                          resume=True))
+    # the CLI continues from the saved settings (EMA, seed, data) without repeating them; budget may change
+    assert main(["train", "-c", str(run), "--resume", "--max-steps", "3", "--quiet"]) == 0
+    assert "3 steps" in capsys.readouterr().out
+    assert (run / "last" / "ema.safetensors").is_file()
+    assert main(["train", "-c", str(run), "--resume", "--seed", "5", "--max-steps", "4"]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
+    from posediffusion.run_log import RunLock
+
+    with RunLock(tmp_path / "run"), pytest.raises(ValueError, match="another training run"):
+        RunLock(tmp_path / "run").__enter__()
+    with RunLock(tmp_path / "run"):  # released on exit (and by the OS when a process dies)
+        pass

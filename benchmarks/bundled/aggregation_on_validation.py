@@ -12,10 +12,10 @@ import json
 import numpy as np
 
 from posediffusion.camera import image_coordinates
-from posediffusion.lift import lift_keypoints, load_lifter
-from posediffusion.metrics import mpjpe, mpjve, p_mpjpe
 from posediffusion.config import DataConfig
 from posediffusion.data.selection import load_sequences, split_validation
+from posediffusion.lift import lift_keypoints, load_lifter
+from posediffusion.metrics import mpjpe, mpjve, p_mpjpe
 
 
 def main() -> None:

@@ -7,6 +7,11 @@ dims that broadcast against them (e.g. (B, T, J, 2) for (K, B, H, T, J, 3) hypot
 
 See docs/metrics.md. J-Best and P-Best use the ground truth: they are ORACLES, upper bounds that no
 real system can reach, and every report must label them so.
+
+Vocabulary: the aggregation names (``AGGREGATIONS``: ``p-agg``, ``j-agg``, ``j-best``, ``p-best``) and J-Agg
+root sources (``ROOT_SOURCES``) are defined with the configuration (``config``, torch-free for the command
+line); their display labels are defined here, once, and :func:`estimate_label` is what every report, the
+lifter and the renderer print.
 """
 
 from __future__ import annotations
@@ -17,9 +22,31 @@ import numpy as np
 import torch
 
 from posediffusion import camera as cam
+from posediffusion.config import AGGREGATIONS, ROOT_SOURCES
 
 RootSource = Literal["estimated", "ground_truth", "weak_perspective"]
 _UNDISTORT_ITERATIONS = 20
+
+#: Display label of each aggregation name (``config.AGGREGATIONS``); the oracles say so in their label.
+AGGREGATION_LABELS = {"p-agg": "P-Agg", "j-agg": "J-Agg", "j-best": "J-Best (ORACLE)",
+                      "p-best": "P-Best (ORACLE)"}
+#: How a J-Agg label names its root source (``config.ROOT_SOURCES``).
+ROOT_LABELS = {"estimated": "estimated root", "ground_truth": "GT root",
+               "weak_perspective": "weak perspective"}
+
+
+def estimate_label(aggregation: str, root_source: str | None = None) -> str:
+    """Report label of an estimate: ``"P-Agg"``, ``"J-Agg (GT root)"``, ``"J-Best (ORACLE)"``, ...
+
+    ``root_source`` is required for ``"j-agg"`` and ignored otherwise.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    if aggregation != "j-agg":
+        return AGGREGATION_LABELS[aggregation]
+    if root_source not in ROOT_SOURCES:
+        raise ValueError(f"J-Agg root source must be one of {ROOT_SOURCES}, got {root_source!r}")
+    return f"{AGGREGATION_LABELS[aggregation]} ({ROOT_LABELS[root_source]})"
 
 
 def _check_hypotheses(hyps: torch.Tensor) -> None:
@@ -56,6 +83,24 @@ def pose_aggregate(hyps: torch.Tensor) -> torch.Tensor:
     """P-Agg: the mean over hypotheses. (..., H, T, J, 3) -> (..., T, J, 3)."""
     _check_hypotheses(hyps)
     return hyps.mean(dim=-4)
+
+
+def hypothesis_spread(hyps: Any, center: Any | None = None) -> Any:
+    """Per-joint uncertainty: mean Euclidean distance of the hypotheses from ``center``.
+
+    Args:
+        hyps: (..., H, T, J, 3) torch tensor or numpy array.
+        center: (..., T, J, 3) the estimate to measure from; ``None`` = the hypotheses' mean (P-Agg).
+
+    Returns:
+        (..., T, J) in the unit of ``hyps``, of the same kind (numpy in, numpy out).
+    """
+    as_numpy = not isinstance(hyps, torch.Tensor)
+    hyps = torch.as_tensor(hyps)
+    _check_hypotheses(hyps)
+    center = pose_aggregate(hyps) if center is None else torch.as_tensor(center).to(hyps)
+    spread = torch.linalg.vector_norm(hyps - center[..., None, :, :, :], dim=-1).mean(dim=-3)  # (..., T, J)
+    return spread.numpy() if as_numpy else spread
 
 
 def _camera_param(camera: dict[str, Any], key: str, like: torch.Tensor,

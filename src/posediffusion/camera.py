@@ -1,7 +1,7 @@
 """Camera geometry: world <-> camera, projection with the Human3.6M distortion model, screen normalisation.
 
 Pure functions that accept numpy arrays or torch tensors and return the same kind, on the same device and
-in the same dtype. Conventions (``../shared/data/cameras/h36m_cameras.json``):
+in the same dtype. Conventions (``assets/h36m_cameras.json``, ``docs/formats.md``):
 
 * ``X_cam = R^T (X_world - T)``; ``R`` is 3x3, ``T`` in metres.
 * projection: ``x = X/Z, y = Y/Z, r2 = x^2 + y^2``, ``radial = 1 + k1 r2 + k2 r2^2 + k3 r2^3``,

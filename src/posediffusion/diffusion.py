@@ -12,9 +12,9 @@ to ``+-clamp * scale`` and handed to the network divided by ``scale`` (so the ne
 the network's x0 (metres) is multiplied back by ``scale``. ``scale`` is the signal-to-noise knob;
 with ``scale = 1`` (the default, as D3DP) ``z = x``.
 
-Root joint: every x0 prediction gets joint 0 set to 0 (other joints untouched) before it is used, in
-training and in sampling, so the network's root output is ignored; training targets are made
-root-relative by subtracting joint 0.
+Root joint: every x0 prediction gets joint 0 set to 0 (other joints untouched, ``skeleton.zero_root``)
+before it is used, in training and in sampling, so the network's root output is ignored; training targets
+are made root-relative by subtracting joint 0 (``skeleton.root_relative``).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from posediffusion.skeleton import flip_pose, root_relative, zero_root
+
 logger = logging.getLogger(__name__)
 
 #: ``net(x_t (N, T, J, 3), t (N,) long, cond) -> x0 (N, T, J, 3)``.
 Denoiser = Callable[[Tensor, Tensor, dict[str, Tensor]], Tensor]
-
-SAMPLER_GAIN_KEY = "sampler_gain"
 
 
 def cosine_alphas_cumprod(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -144,12 +144,12 @@ def training_loss(
     if velocity_weight > 0 and x0.shape[1] < 2:
         raise ValueError(f"velocity_weight > 0 needs at least 2 frames, got T = {x0.shape[1]}")
     n = x0.shape[0]
-    x0 = _root_relative(x0)
+    x0 = root_relative(x0)
     gen_device = generator.device if generator is not None else x0.device
     t = torch.randint(0, schedule.num_steps, (n,), generator=generator, device=gen_device).to(x0.device)
     noise = _randn(x0.shape, generator, x0.device, x0.dtype)
     z_t = schedule.q_sample(x0 * scale, t, noise).clamp(-clamp * scale, clamp * scale)
-    x0_hat = _zero_root(net(z_t / scale, t, cond))
+    x0_hat = zero_root(net(z_t / scale, t, cond))
     loss = _mpjpe(x0_hat, x0)
     if velocity_weight > 0:
         loss = loss + velocity_weight * _mpjpe(x0_hat.diff(dim=1), x0.diff(dim=1))
@@ -187,6 +187,7 @@ def ddim_sample(
     clamp: float = 1.1,
     flip_permutation: Sequence[int] | np.ndarray | Tensor | None = None,
     smoothing: float = 0.0,
+    frame_gain: Tensor | None = None,
     generator: torch.Generator | None = None,
     return_all_steps: bool = False,
 ) -> Tensor:
@@ -198,8 +199,8 @@ def ddim_sample(
     Noise draws from ``generator`` (float32 on its device, then moved): the initial (B*H, T, J, 3)
     sample, then one (B*H, T, J, 3) draw per non-final step when eta > 0.
 
-    Per-frame energy regulation: if ``cond["sampler_gain"]`` (B, T) in [0, 1] is present (with flip: the
-    first B rows are used), frame t of window b uses noise re-injection ``eta * g`` and, if smoothing > 0,
+    Per-frame energy regulation: with a ``frame_gain`` g (B, T) in [0, 1] (the model's per-frame gain of
+    the B original windows), frame t of window b uses noise re-injection ``eta * g`` and, if smoothing > 0,
     the x0 estimate ``x0 + smoothing * (1 - g) * (smooth_T(x0) - x0)`` with ``smooth_T`` the [1, 2, 1] / 4
     filter along frames (edges replicated). No gain is the same as g = 1: plain DDIM.
 
@@ -216,7 +217,8 @@ def ddim_sample(
         scale: signal scale of the diffusion space (as in ``training_loss``).
         clamp: the noisy sample fed to the network is clamped to ``+-clamp * scale``.
         flip_permutation: (J,) left/right joint swap; enables flip test-time augmentation.
-        smoothing: in [0, 1], strength of the temporal smoothing of slow frames (needs a sampler gain).
+        smoothing: in [0, 1], strength of the temporal smoothing of slow frames (needs ``frame_gain``).
+        frame_gain: (B, T) per-frame gain in [0, 1], or ``None`` for plain DDIM.
         generator: makes the samples deterministic.
         return_all_steps: return the x0 estimate of every step instead of the last one.
 
@@ -238,7 +240,7 @@ def ddim_sample(
     n = batch * num_hypotheses
     perm = _as_permutation(flip_permutation, joints, device) if flip else None
     cond_n = {k: v.repeat_interleave(num_hypotheses, 0) for k, v in cond.items()}  # (B*H | 2B*H, ...)
-    frame_gain = _frame_gain(cond, batch, num_hypotheses, frames, device, dtype)  # (B*H, T, 1, 1) | None
+    frame_gain = _frame_gain(frame_gain, batch, num_hypotheses, frames, device, dtype)  # (B*H, T, 1, 1)|None
 
     z = _randn((n, frames, joints, dims), generator, device, dtype)  # x_T ~ N(0, I), diffusion space
     ac = schedule.alphas_cumprod_f64
@@ -269,12 +271,12 @@ def _predict_x0(
     """Network x0 estimate (metres, root-relative) at timestep t, flip-averaged when ``perm`` is given."""
     x_in = z.clamp(-clamp * scale, clamp * scale) / scale  # (N, T, J, 3)
     if perm is not None:
-        x_in = torch.cat([x_in, _flip_poses(x_in, perm)])  # (2N, T, J, 3)
+        x_in = torch.cat([x_in, flip_pose(x_in, perm)])  # (2N, T, J, 3)
     t_batch = torch.full((x_in.shape[0],), t, dtype=torch.long, device=z.device)
-    x0 = _zero_root(net(x_in, t_batch, cond_n))
+    x0 = zero_root(net(x_in, t_batch, cond_n))
     if perm is not None:
         plain, flipped = x0.chunk(2)
-        x0 = 0.5 * (plain + _flip_poses(flipped, perm))  # (N, T, J, 3)
+        x0 = 0.5 * (plain + flip_pose(flipped, perm))  # (N, T, J, 3)
     return x0
 
 
@@ -319,29 +321,9 @@ def _randn(shape: Sequence[int], generator: torch.Generator | None, device: torc
     return noise.to(device=device, dtype=dtype)
 
 
-def _root_relative(x: Tensor) -> Tensor:
-    """(..., J, 3) -> the same with joint 0 subtracted from every joint (root at the origin)."""
-    return x - x[..., :1, :]
-
-
-def _zero_root(x: Tensor) -> Tensor:
-    """(..., J, 3) -> the same with joint 0 set to 0, other joints unchanged (for predictions)."""
-    keep = torch.ones(x.shape[-2], 1, dtype=x.dtype, device=x.device)
-    keep[0] = 0.0
-    return x * keep
-
-
 def _mpjpe(pred: Tensor, target: Tensor) -> Tensor:
     """Mean Euclidean distance over the last axis, averaged over everything else."""
     return (pred - target).norm(dim=-1).mean()
-
-
-def _flip_poses(x: Tensor, perm: Tensor) -> Tensor:
-    """Mirror poses (..., J, 3): negate the x coordinate and swap left/right joints (an involution)."""
-    flipped = x.index_select(-2, perm)
-    sign = torch.ones(x.shape[-1], dtype=x.dtype, device=x.device)
-    sign[0] = -1.0
-    return flipped * sign
 
 
 def _smooth_frames(x: Tensor) -> Tensor:
@@ -354,22 +336,21 @@ def _smooth_frames(x: Tensor) -> Tensor:
 
 
 def _frame_gain(
-    cond: dict[str, Tensor],
+    gain: Tensor | None,
     batch: int,
     hypotheses: int,
     frames: int,
     device: torch.device,
     dtype: torch.dtype,
 ) -> Tensor | None:
-    """The sampler gain (B, T) of the original windows as (B*H, T, 1, 1) in the sample's dtype, or None."""
-    gain = cond.get(SAMPLER_GAIN_KEY)
+    """Validate the (B, T) frame gain and return it as (B*H, T, 1, 1) in the sample's dtype, or None."""
     if gain is None:
         return None
-    gain = gain[:batch].detach()
+    gain = gain.detach()
     if gain.shape != (batch, frames):
-        raise ValueError(f"cond['{SAMPLER_GAIN_KEY}'] must be ({batch}, {frames}), got {tuple(gain.shape)}")
+        raise ValueError(f"frame_gain must be ({batch}, {frames}), got {tuple(gain.shape)}")
     if not bool(((gain >= 0) & (gain <= 1)).all()):
-        raise ValueError(f"cond['{SAMPLER_GAIN_KEY}'] values must lie in [0, 1]")
+        raise ValueError("frame_gain values must lie in [0, 1]")
     return gain.to(device=device, dtype=dtype).repeat_interleave(hypotheses, 0)[:, :, None, None]
 
 

@@ -3,7 +3,8 @@
 Reads the test set's ``TS*/annot_data.mat`` (MATLAB v7.3 = HDF5) and scores predictions per valid frame:
 ground truth = ``annot3`` (or ``univ_annot3``) minus its pelvis; predictions are taken as already
 root-relative; per-joint error in mm; PCK = % of errors strictly below 150 mm over the 14 joints head_top ..
-l_ankle, pooled; AUC = mean PCK over 0, 5, ..., 150 mm; MPJPE = per-joint mean over frames, averaged over
+l_ankle, pooled over frames and joints; AUC = mean PCK over 0, 5, ..., 150 mm (``metrics.pck_of_errors`` /
+``metrics.auc_of_errors``, the package's one PCK/AUC); MPJPE = per-joint mean over frames, averaged over
 all 17 joints. Tables: one row per sequence, one per activity (frames pooled across sequences, NaN when
 empty) and an "All" row pooling every valid frame. See docs/metrics.md.
 
@@ -26,20 +27,18 @@ from typing import Any
 import numpy as np
 
 from posediffusion.io_utils import write_text_atomic
-from posediffusion.skeleton import H36M_TO_MPI, MPI_INF_3DHP_17
+from posediffusion.metrics import PCK_JOINTS_3DHP, PCK_THRESHOLD_MM, auc_of_errors, pck_of_errors
+from posediffusion.skeleton import H36M_TO_MPI, MPI_INF_3DHP_17, root_relative
 
 log = logging.getLogger(__name__)
 
 ANNOT_KEYS = ("annot3", "univ_annot3")
 ROOT_3DHP = MPI_INF_3DHP_17.root  # 14, pelvis
-PCK_THRESHOLD_MM = 150.0
-AUC_THRESHOLDS_MM = np.arange(0.0, 151.0, 5.0)  # 31 thresholds, 0 included
-#: Joint groups of the official tables (3DHP indices); together the 14 PCK joints.
+#: Joint groups of the official tables (3DHP indices); together the 14 PCK joints (``PCK_JOINTS_3DHP``).
 JOINT_GROUPS: dict[str, tuple[int, ...]] = {
     "Head": (0,), "Neck": (1,), "Shoulder": (2, 5), "Elbow": (3, 6), "Wrist": (4, 7),
     "Hip": (8, 11), "Knee": (9, 12), "Ankle": (10, 13),
 }
-PCK_JOINTS = tuple(j for group in JOINT_GROUPS.values() for j in group)
 ACTIVITIES: dict[int, str] = {
     1: "Standing/Walking", 2: "Exercising", 3: "Sitting", 4: "Reaching/Crouching", 5: "On the Floor",
     6: "Sports", 7: "Miscellaneous",
@@ -177,27 +176,26 @@ def _frame_errors(seq: TestSequence, prediction: np.ndarray, annot_key: str) -> 
     gt = getattr(seq, annot_key)[seq.valid]
     if not np.isfinite(gt).all():
         raise ValueError(f"{seq.name}: ground truth '{annot_key}' contains NaN or inf on valid frames")
-    gt = gt - gt[:, ROOT_3DHP : ROOT_3DHP + 1]
-    return np.linalg.norm(prediction - gt, axis=-1)
+    return np.linalg.norm(prediction - root_relative(gt, ROOT_3DHP), axis=-1)
 
 
-def _pck(errors: np.ndarray, joints: tuple[int, ...], threshold: float) -> float:
-    if len(errors) == 0:
-        return math.nan
-    return float(np.mean(errors[:, list(joints)] < threshold) * 100.0)
+def _pck(errors: np.ndarray, joints: tuple[int, ...]) -> float:
+    """PCK (%) pooled over every frame and joint of ``joints``; NaN without frames."""
+    return float(pck_of_errors(errors[:, list(joints)].reshape(-1), PCK_THRESHOLD_MM))
 
 
 def _auc(errors: np.ndarray, joints: tuple[int, ...]) -> float:
-    return float(np.mean([_pck(errors, joints, t) for t in AUC_THRESHOLDS_MM]))
+    """AUC (%) pooled over every frame and joint of ``joints``; NaN without frames."""
+    return float(auc_of_errors(errors[:, list(joints)].reshape(-1)))
 
 
 def score_row(name: str, errors: np.ndarray) -> ScoreRow:
     """One table row from (F, 17) per-joint errors in mm (F may be 0: every value NaN)."""
     joint_mpjpe = errors.mean(0) if len(errors) else np.full(17, math.nan)
     return ScoreRow(
-        name=name, num_frames=len(errors), pck=_pck(errors, PCK_JOINTS, PCK_THRESHOLD_MM),
-        auc=_auc(errors, PCK_JOINTS), mpjpe=float(joint_mpjpe.mean()),
-        group_pck={g: _pck(errors, j, PCK_THRESHOLD_MM) for g, j in JOINT_GROUPS.items()},
+        name=name, num_frames=len(errors), pck=_pck(errors, PCK_JOINTS_3DHP),
+        auc=_auc(errors, PCK_JOINTS_3DHP), mpjpe=float(joint_mpjpe.mean()),
+        group_pck={g: _pck(errors, j) for g, j in JOINT_GROUPS.items()},
         group_auc={g: _auc(errors, j) for g, j in JOINT_GROUPS.items()}, joint_mpjpe=joint_mpjpe)
 
 

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +28,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from posediffusion.aggregate import (
+    estimate_label,
+    hypothesis_spread,
+    joint_aggregate,
+    joint_best,
+    pose_aggregate,
+    pose_best,
+)
+from posediffusion.camera import image_coordinates
 from posediffusion.config import DataConfig, EvalConfig, build_config
 from posediffusion.data.selection import load_sequences
+from posediffusion.data.windows import WindowDataset
+from posediffusion.inference import sample_sequences
 from posediffusion.io_utils import save_npz_atomic, write_text_atomic
+from posediffusion.render import render_animation
 from posediffusion.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
-ROOT_LABELS = {"estimated": "estimated root", "ground_truth": "GT root",
-               "weak_perspective": "weak perspective"}
 METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve")
 METRIC_LABELS = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE"}
 
@@ -50,31 +60,14 @@ def predict_sequences(model: torch.nn.Module, sequences: list, *, hypotheses: in
     """Lift whole sequences: yields ``(index, hyps)`` per sequence, in order, as soon as it is complete.
 
     Windows of all sequences are batched together (``batch_size`` windows per sampler call); overlapping
-    windows are averaged by ``merge_windows``.
+    windows are averaged (``inference.sample_sequences``, uniform weights), every DDIM step kept.
 
     Returns (per sequence): hyps (K, H, F, J, 3) metres, root-relative, on the model's device.
     """
-    from posediffusion.data.windows import merge_windows, take_windows, window_starts
-
-    frames = model.config.model.frames
-    device = next(model.parameters()).device
-    starts = [window_starts(s.num_frames, frames, stride) for s in sequences]
-    plan = [(i, int(start)) for i, st in enumerate(starts) for start in st]
-    remaining = Counter(i for i, _ in plan)
-    pending: dict[int, list[torch.Tensor]] = defaultdict(list)
-    for first in range(0, len(plan), batch_size):
-        chunk = plan[first : first + batch_size]
-        x2d = np.stack([take_windows(sequences[i].keypoints_2d, [s], frames)[0] for i, s in chunk])
-        x2d = torch.from_numpy(x2d.astype(np.float32)).to(device)  # (B, T, J, 2)
-        out = model.sample(x2d, num_hypotheses=hypotheses, steps=steps, flip=flip, generator=generator,
-                           return_all_steps=True, eta=eta)  # (K, B, H, T, J, 3)
-        for b, (i, _) in enumerate(chunk):
-            pending[i].append(out[:, b])
-            remaining[i] -= 1
-            if remaining[i] == 0:
-                windows = torch.stack(pending.pop(i)).permute(0, 3, 1, 2, 4, 5)  # (N, T, K, H, J, 3)
-                merged = merge_windows(windows, starts[i], sequences[i].num_frames)  # (F, K, H, J, 3)
-                yield i, merged.permute(1, 2, 0, 3, 4)  # (K, H, F, J, 3)
+    for i, merged in sample_sequences(model, [s.keypoints_2d for s in sequences], hypotheses=hypotheses,
+                                      steps=steps, flip=flip, generator=generator, stride=stride,
+                                      batch_size=batch_size, eta=eta, return_all_steps=True):
+        yield i, merged.result("samples").permute(1, 2, 0, 3, 4)  # (F, K, H, J, 3) -> (K, H, F, J, 3)
 
 
 def window_mpjpe(model: torch.nn.Module, sequences: list, *, hypotheses: int = 1, steps: int = 2,
@@ -83,8 +76,6 @@ def window_mpjpe(model: torch.nn.Module, sequences: list, *, hypotheses: int = 1
 
     Used for per-epoch validation; ``max_windows`` bounds the cost.
     """
-    from posediffusion.data.windows import WindowDataset
-
     model.eval()
     dataset = WindowDataset(sequences, model.config.model.frames)
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(max_windows, len(dataset))).round().astype(int))
@@ -107,32 +98,30 @@ def window_mpjpe(model: torch.nn.Module, sequences: list, *, hypotheses: int = 1
 
 
 def aggregation_labels(config: EvalConfig) -> list[tuple[str, str, str | None]]:
-    """(label, aggregation, root source) of every estimate to score, in report order."""
+    """(label, aggregation, root source) of every estimate to score, in report order.
+
+    J-Agg gives one estimate per root source of ``config``; labels are ``aggregate.estimate_label``'s.
+    """
     labels = []
-    for agg in config.aggregations:
-        if agg == "p-agg":
-            labels.append(("P-Agg", agg, None))
-        elif agg == "j-agg":
-            labels += [(f"J-Agg ({ROOT_LABELS[r]})", agg, r) for r in config.root_sources]
-        else:
-            labels.append((f"{agg.upper()[0]}-Best (ORACLE)", agg, None))
+    for aggregation in config.aggregations:
+        roots = config.root_sources if aggregation == "j-agg" else (None,)
+        labels += [(estimate_label(aggregation, root), aggregation, root) for root in roots]
     return labels
 
 
-def aggregate(hyps: torch.Tensor, sequence: Any, aggregation: str, root_source: str | None) -> torch.Tensor:
-    """One estimate per step from hypotheses: (K, H, F, J, 3) -> (K, F, J, 3) metres."""
-    from posediffusion import aggregate as agg
-
+def aggregate_hypotheses(hyps: torch.Tensor, sequence: Any, aggregation: str,
+                         root_source: str | None) -> torch.Tensor:
+    """One estimate per step from a sequence's hypotheses: (K, H, F, J, 3) -> (K, F, J, 3) metres."""
     gt = None if sequence.pose_3d is None else torch.from_numpy(sequence.pose_3d).to(hyps)
     if aggregation == "p-agg":
-        return agg.pose_aggregate(hyps)
+        return pose_aggregate(hyps)
     if aggregation == "j-agg":
         root = None if sequence.trajectory is None else torch.from_numpy(sequence.trajectory).to(hyps)
         keypoints = torch.from_numpy(sequence.keypoints_2d).to(hyps)
-        return agg.joint_aggregate(hyps, keypoints, sequence.camera, root=root, root_source=root_source)
+        return joint_aggregate(hyps, keypoints, sequence.camera, root=root, root_source=root_source)
     if gt is None:
         raise ValueError(f"{sequence.name}: oracle {aggregation} needs ground truth")
-    return agg.joint_best(hyps, gt) if aggregation == "j-best" else agg.pose_best(hyps, gt)
+    return joint_best(hyps, gt) if aggregation == "j-best" else pose_best(hyps, gt)
 
 
 # ------------------------------------------------------------------------------------------- scoring
@@ -247,13 +236,12 @@ def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None) -> E
         frames_scored += int(valid.sum())
         keep_predictions = keep is not None and keep(seq)
         for label, aggregation, root_source in labels:
-            estimate = aggregate(hyps, seq, aggregation, root_source)  # (K, F, J, 3)
+            estimate = aggregate_hypotheses(hyps, seq, aggregation, root_source)  # (K, F, J, 3)
             accumulator.add(label, seq.action_group, estimate, gt, valid)
             if keep_predictions:
                 predictions[label][seq.name] = estimate[-1].cpu().numpy()
         if keep_predictions:
-            mean = hyps[-1].mean(0, keepdim=True)  # (1, F, J, 3)
-            spread[seq.name] = torch.linalg.vector_norm(hyps[-1] - mean, dim=-1).mean(0).cpu().numpy()
+            spread[seq.name] = hypothesis_spread(hyps[-1]).cpu().numpy()  # (F, J) around P-Agg
         log.info("evaluated %s (%d/%d)", seq.name, index + 1, len(sequences))
     report = build_report(config, checkpoint, data, sequences, accumulator.results(), labels, frames_scored)
     return Evaluation(report, dict(predictions), spread, sequences)
@@ -381,9 +369,6 @@ def render_sequence(evaluation: Evaluation, subject: str, action: str, camera: s
 
     ``camera`` is a camera id or an index into the subject's cameras in load order.
     """
-    from posediffusion.camera import image_coordinates
-    from posediffusion.render import render_animation
-
     candidates = [s for s in evaluation.sequences if s.subject == subject and s.action == action]
     by_index = camera.isdigit() and not any(s.camera_id == camera for s in candidates)
     if by_index and int(camera) < len(candidates):

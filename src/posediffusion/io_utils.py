@@ -1,4 +1,6 @@
-"""Small I/O helpers shared by every writer: atomic writes so that no reader ever sees half a file."""
+"""Small I/O helpers shared by every writer and reader: atomic writes so that no reader ever sees half a
+file, and npz reading (including the pickled dicts of the VideoPose3D / P-STMO layouts) with errors that name
+the file."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,3 +77,18 @@ def read_npz(path: str | Path, *, allow_pickle: bool = False, what: str = "npz",
             return {key: npz[key] for key in npz.files}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as err:
         raise ValueError(f"{path}: cannot read {hint or what} ({err})") from err
+
+
+def npz_dict(npz: dict[str, Any], key: str, path: str | Path) -> dict[str, Any]:
+    """``npz[key]`` as a Python dict (VideoPose3D and P-STMO store pickled dicts in 0-d object arrays).
+
+    ``npz`` is what ``read_npz(path, allow_pickle=True)`` returned. Raises ``ValueError`` naming the file
+    when the key is missing or is not a dict.
+    """
+    if key not in npz:
+        raise ValueError(f"{path}: no '{key}' key (found {sorted(npz)})")
+    value = npz[key]
+    value = value.item() if isinstance(value, np.ndarray) and value.dtype == object else value
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: '{key}' must be a dict (name -> data), got {type(value)}")
+    return value

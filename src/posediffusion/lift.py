@@ -1,63 +1,61 @@
 """In-the-wild lifting: a 2D keypoint track of any length -> 3D poses, hypotheses and per-joint uncertainty.
 
 The model takes windows of exactly ``T = config.model.frames`` frames. A clip of F frames is cut into
-overlapping windows (``data.windows.window_starts`` with stride ``T // 2`` by default), windows are lifted
-in batches (H hypotheses folded into the batch, flip test-time augmentation batched with the original),
-aggregated per window, and merged back with a Hann taper so window seams do not show. Memory is bounded:
-only the merged (F, 17, 3) sums are kept unless all hypotheses are requested.
+overlapping windows (stride ``T // 2`` by default), windows are lifted in batches (H hypotheses folded into
+the batch, flip test-time augmentation batched with the original), aggregated per window, and merged back
+with a Hann taper so window seams do not show: ``inference.sample_sequences``, the loop ``evaluate`` uses
+too. Memory is bounded: only the merged (F, 17, 3) sums are kept unless all hypotheses are requested.
 
-Aggregation: the mean of the hypotheses (P-Agg) by default; ``aggregation="joint"`` is camera-free J-Agg
-(weak-perspective fit: for each joint and frame the hypothesis whose reprojection is nearest the input
-keypoint). Both are always computed from the same samples (``LiftResult.alternatives``). P-Agg is the
-default because on the validation takes it had lower MPJPE, P-MPJPE and half the velocity error
-(benchmarks/bundled/aggregation_on_validation.json): choosing joints independently per frame jitters.
+Aggregation (names and labels as everywhere, ``aggregate.estimate_label``): ``"p-agg"``, the mean of the
+hypotheses (P-Agg), by default; ``"j-agg"`` is J-Agg with the camera-free ``weak_perspective`` root source
+(for each joint and frame the hypothesis whose weak-perspective reprojection is nearest the input
+keypoint). The old names ``"pose"`` and ``"joint"`` are still accepted. Both are always computed from the
+same samples (``LiftResult.alternatives``). P-Agg is the default because on the validation takes it had
+lower MPJPE, P-MPJPE and half the velocity error (benchmarks/bundled/aggregation_on_validation.json):
+choosing joints independently per frame jitters.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from posediffusion.aggregate import joint_aggregate, pose_aggregate
+from posediffusion.aggregate import estimate_label, hypothesis_spread, joint_aggregate, pose_aggregate
 from posediffusion.camera import normalize_screen
-from posediffusion.data.windows import take_windows, window_frame_indices, window_starts, window_weights
+from posediffusion.checkpoint import load_model
+from posediffusion.data.keypoints import load_keypoints
+from posediffusion.data.windows import window_starts
+from posediffusion.inference import sample_sequences
+from posediffusion.io_utils import save_npz_atomic, write_text_atomic
+from posediffusion.metrics import mpjpe, p_mpjpe
+from posediffusion.render import render_animation
+from posediffusion.skeleton import H36M_17, root_relative
 
 log = logging.getLogger(__name__)
 
-AGGREGATIONS = ("joint", "pose")
-AGGREGATION_LABELS = {"joint": "J-Agg (camera-free, weak perspective)", "pose": "P-Agg"}
+#: The aggregations lift offers (those that need neither ground truth nor a camera), in report order.
+AGGREGATIONS = ("j-agg", "p-agg")
+#: Old names of ``AGGREGATIONS`` (``--aggregation joint|pose``), still accepted.
+AGGREGATION_ALIASES = {"joint": "j-agg", "pose": "p-agg"}
+#: J-Agg without a camera: hypotheses are reprojected by a per-frame weak-perspective fit.
+ROOT_SOURCE = "weak_perspective"
 
 
-class _WindowMerger:
-    """Running Hann-weighted sums of per-window values over a clip (memory O(F), not O(windows))."""
-
-    def __init__(self, num_frames: int, frames: int) -> None:
-        self.num_frames, self.frames = num_frames, frames
-        self.taper = window_weights(frames, "hann")  # (T,)
-        self.weight = np.zeros(num_frames)  # (F,)
-        self.sums: dict[str, np.ndarray] = {}
-
-    def add(self, starts: np.ndarray, values: dict[str, torch.Tensor]) -> None:
-        """Add windows starting at ``starts``; each value is (n, T, ...)."""
-        index, inside = window_frame_indices(starts, self.frames, self.num_frames)  # (n, T)
-        rows = index[inside]  # (M,)
-        w = np.broadcast_to(self.taper, index.shape)[inside]  # (M,)
-        np.add.at(self.weight, rows, w)
-        for name, value in values.items():
-            v = value.detach().cpu().double().numpy()[inside]  # (M, ...)
-            if name not in self.sums:
-                self.sums[name] = np.zeros((self.num_frames, *v.shape[1:]))
-            np.add.at(self.sums[name], rows, v * w.reshape(-1, *[1] * (v.ndim - 1)))
-
-    def result(self, name: str) -> np.ndarray:
-        """(F, ...) float32 weighted mean of ``name`` over the windows covering each frame."""
-        total = self.sums[name]
-        return (total / self.weight.reshape(-1, *[1] * (total.ndim - 1))).astype(np.float32)
+def canonical_aggregation(name: str) -> str:
+    """``"p-agg"`` or ``"j-agg"`` for a lift aggregation name or its old alias; ``ValueError`` otherwise."""
+    canonical = AGGREGATION_ALIASES.get(name, name)
+    if canonical not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS} (or the old names "
+                         f"{tuple(AGGREGATION_ALIASES)}), got {name!r}")
+    return canonical
 
 
 @dataclass
@@ -88,8 +86,6 @@ class LiftResult:
 
     def save(self, path: str | Path, ground_truth: np.ndarray | None = None) -> Path:
         """Write the npz read by ``posediffusion render`` (atomic)."""
-        from posediffusion.io_utils import save_npz_atomic
-
         arrays: dict[str, Any] = {
             "pose_3d": self.pose_3d, "uncertainty": self.uncertainty, "keypoints_2d": self.keypoints_2d,
             "image_size": np.asarray(self.image_size, dtype=np.int64), "fps": np.float32(self.fps),
@@ -106,8 +102,6 @@ class LiftResult:
 
     def save_json(self, path: str | Path) -> Path:
         """Write pose, uncertainty and settings as JSON (frames x joints x xyz, metres)."""
-        from posediffusion.io_utils import write_text_atomic
-
         payload = {"units": "metres", "joint_order": "h36m17", "fps": self.fps, "settings": self.settings,
                    "pose_3d": np.round(self.pose_3d, 5).tolist(),
                    "uncertainty": np.round(self.uncertainty, 5).tolist()}
@@ -116,9 +110,6 @@ class LiftResult:
 
     def save_csv(self, path: str | Path) -> Path:
         """Write a long CSV: ``frame,joint,x,y,z,uncertainty`` (metres)."""
-        from posediffusion.io_utils import write_text_atomic
-        from posediffusion.skeleton import H36M_17
-
         lines = ["frame,joint,x,y,z,uncertainty"]
         for f in range(len(self.pose_3d)):
             for j, name in enumerate(H36M_17.joints):
@@ -129,8 +120,6 @@ class LiftResult:
 
 
 def _json(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, indent=1, default=str)
 
 
@@ -158,7 +147,7 @@ def lift_keypoints(
     hypotheses: int = 5,
     steps: int = 5,
     flip: bool = True,
-    aggregation: str = "pose",
+    aggregation: str = "p-agg",
     stride: int | None = None,
     batch_windows: int = 8,
     keep_hypotheses: bool = False,
@@ -174,62 +163,58 @@ def lift_keypoints(
         hypotheses: H >= 1 samples per window.
         steps: K >= 1 DDIM steps.
         flip: flip test-time augmentation.
-        aggregation: ``"pose"`` (P-Agg, the mean; default) or ``"joint"`` (camera-free J-Agg, weak
-            perspective). P-Agg is the default because it measured better on the validation takes
-            (benchmarks/bundled/aggregation_on_validation.json), above all in velocity error.
+        aggregation: ``"p-agg"`` (P-Agg, the mean; default) or ``"j-agg"`` (J-Agg, camera-free weak
+            perspective); the old names ``"pose"`` / ``"joint"`` are accepted. P-Agg is the default because
+            it measured better on the validation takes (benchmarks/bundled/aggregation_on_validation.json),
+            above all in velocity error.
         stride: window stride (default T // 2, at least 1): overlap smooths window seams.
         batch_windows: windows per network batch (memory ~ batch_windows x H x T).
         keep_hypotheses: also return all (H, F, 17, 3) hypotheses, merged over windows.
         seed: makes the result deterministic.
         progress: show a tqdm bar.
     """
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    aggregation = canonical_aggregation(aggregation)
     pixels = np.asarray(keypoints, dtype=np.float32)
     frames = model.config.model.frames
     _check_track(pixels, image_size, frames)
-    num_frames = len(pixels)
     stride = max(frames // 2, 1) if stride is None else stride
-    starts = window_starts(num_frames, frames, stride)
-    device = next(model.parameters()).device
     image_size = (int(image_size[0]), int(image_size[1]))
-    normalised = torch.as_tensor(normalize_screen(pixels, *image_size).astype(np.float32),
-                                 device=device)  # (F, 17, 2)
-    generator = torch.Generator().manual_seed(seed)
-
-    merged = _WindowMerger(num_frames, frames)
-    batches = [starts[i : i + batch_windows] for i in range(0, len(starts), batch_windows)]
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc="lifting", unit="batch")
-    for batch_starts in batches:
-        x2d = take_windows(normalised, batch_starts, frames)  # (n, T, 17, 2)
-        hyps = model.sample(x2d, num_hypotheses=hypotheses, steps=steps, flip=flip, generator=generator)
-        # hyps: (n, H, T, 17, 3)
-        values = {
-            "joint": joint_aggregate(hyps, x2d, camera=None, root_source="weak_perspective"),  # (n, T, 17, 3)
-            "pose": pose_aggregate(hyps),  # (n, T, 17, 3)
-            "spread": (hyps - hyps.mean(dim=1, keepdim=True)).norm(dim=-1).mean(dim=1),  # (n, T, 17)
-        }
-        if keep_hypotheses:
-            values["hypotheses"] = hyps.permute(0, 2, 1, 3, 4)  # (n, T, H, 17, 3)
-        merged.add(batch_starts, values)
-    poses = {name: merged.result(name) for name in AGGREGATIONS}
-    for pose in poses.values():
-        pose -= pose[:, :1]  # merging keeps the root at 0; guard against rounding
-    result = LiftResult(
+    normalised = normalize_screen(pixels, *image_size).astype(np.float32)  # (F, 17, 2)
+    [(_, merged)] = list(sample_sequences(
+        model, [normalised], hypotheses=hypotheses, steps=steps, flip=flip,
+        generator=torch.Generator().manual_seed(seed), stride=stride, batch_size=batch_windows,
+        weights="hann", values=partial(_window_values, keep_hypotheses=keep_hypotheses), progress=progress))
+    # merging keeps the root at 0; root_relative guards against rounding
+    poses = {name: root_relative(merged.result(name).astype(np.float32)) for name in AGGREGATIONS}
+    labels = {name: estimate_label(name, ROOT_SOURCE) for name in AGGREGATIONS}
+    hyps = merged.result("hypotheses").astype(np.float32).transpose(1, 0, 2, 3) if keep_hypotheses else None
+    return LiftResult(
         pose_3d=poses[aggregation],
-        uncertainty=merged.result("spread"),
+        uncertainty=merged.result("spread").astype(np.float32),
         keypoints_2d=pixels,
         image_size=image_size,
-        hypotheses=merged.result("hypotheses").transpose(1, 0, 2, 3) if keep_hypotheses else None,
-        alternatives={AGGREGATION_LABELS[name]: pose for name, pose in poses.items()},
+        hypotheses=hyps,
+        alternatives={labels[name]: pose for name, pose in poses.items()},
         settings={"hypotheses": hypotheses, "steps": steps, "flip": flip, "seed": seed, "stride": stride,
-                  "aggregation": AGGREGATION_LABELS[aggregation], "frames_per_window": frames,
-                  "windows": len(starts)},
+                  "aggregation": labels[aggregation], "frames_per_window": frames,
+                  "windows": len(window_starts(len(pixels), frames, stride))},
     )
-    return result
+
+
+def _window_values(hyps: torch.Tensor, x2d: torch.Tensor, keep_hypotheses: bool) -> dict[str, np.ndarray]:
+    """What lift merges from a batch: hyps (n, H, T, 17, 3), x2d (n, T, 17, 2) -> {name: (n, T, ...)}.
+
+    Both aggregations, the hypothesis spread and optionally every hypothesis, as float64 numpy: only the
+    per-batch values live on the model's device, the clip-long sums stay on the CPU.
+    """
+    values = {
+        "j-agg": joint_aggregate(hyps, x2d, camera=None, root_source=ROOT_SOURCE),  # (n, T, 17, 3)
+        "p-agg": pose_aggregate(hyps),  # (n, T, 17, 3)
+        "spread": hypothesis_spread(hyps),  # (n, T, 17)
+    }
+    if keep_hypotheses:
+        values["hypotheses"] = hyps.permute(0, 2, 1, 3, 4)  # (n, T, H, 17, 3)
+    return {name: value.detach().cpu().double().numpy() for name, value in values.items()}
 
 
 def lift_file(
@@ -247,8 +232,6 @@ def lift_file(
 
     ``checkpoint=None`` uses the bundled CPU model. ``options`` go to :func:`lift_keypoints`.
     """
-    from posediffusion.data.keypoints import load_keypoints
-
     track = load_keypoints(path, format=format, image_size=image_size, min_confidence=min_confidence,
                            person=person)
     model, source = load_lifter(checkpoint, device=device)
@@ -262,15 +245,11 @@ def lift_file(
 
 def bundled_checkpoint() -> Path:
     """Folder of the small CPU model shipped in the package (see docs/bundled-model.md)."""
-    from importlib.resources import files
-
     return Path(str(files("posediffusion") / "assets" / "cmu_small"))
 
 
 def load_lifter(checkpoint: str | Path | None, device: str = "cpu") -> tuple[torch.nn.Module, str]:
     """Load a model for lifting: a checkpoint path, or the bundled model when ``None``."""
-    from posediffusion.checkpoint import load_model
-
     path = bundled_checkpoint() if checkpoint is None else Path(checkpoint)
     if not path.exists():
         hint = " (the bundled model is missing from this install)" if checkpoint is None else ""
@@ -281,16 +260,12 @@ def load_lifter(checkpoint: str | Path | None, device: str = "cpu") -> tuple[tor
 
 def bundled_sample() -> Path:
     """The bundled demo keypoints (held-out CMU motion, detector-like 2D, with ground truth)."""
-    from importlib.resources import files
-
     return Path(str(files("posediffusion") / "assets" / "sample_keypoints.npz"))
 
 
 def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int = 5, steps: int = 5,
          render: bool = True, render_frames: int = 100) -> dict[str, Any]:
     """Lift the bundled sample, score it against its ground truth, write npz (+ gif); return a report."""
-    from posediffusion.metrics import mpjpe, p_mpjpe
-
     sample = np.load(bundled_sample())
     gt = sample["ground_truth"]
     image_size = (int(sample["image_size"][0]), int(sample["image_size"][1]))
@@ -305,8 +280,6 @@ def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int
     out_dir = Path(out_dir)
     written = [result.save(out_dir / "demo_prediction.npz", ground_truth=gt)]
     if render:
-        from posediffusion.render import render_animation
-
         written.append(render_animation(result.keypoints_2d, result.pose_3d, out_dir / "demo.gif",
                                         ground_truth=gt, uncertainty=result.uncertainty, fps=result.fps,
                                         image_size=image_size, title="posediffusion demo (held-out CMU)",

@@ -9,6 +9,8 @@ with ``reduction="none"`` excluded frames are NaN.
 One implementation serves both kinds: numpy inputs are viewed as torch tensors (no copy) and converted back.
 Conventions follow VideoPose3D ``common/loss.py`` (MPJPE, P-MPJPE with reflection handling, N-MPJPE,
 velocity error) and the official MPI-INF-3DHP scoring (PCK < 150 mm over 14 joints, AUC over 31 thresholds).
+PCK and AUC are defined once, on per-joint errors (:func:`pck_of_errors`, :func:`auc_of_errors`): the
+pose-level :func:`pck` / :func:`auc` and the official tables of ``eval_3dhp`` both use them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ JointOrder = Literal["h36m", "3dhp"]
 PCK_JOINTS_3DHP: tuple[int, ...] = tuple(range(14))
 #: The same 14 joints in Human3.6M-17 order (everything but Hip 0, Spine 7, Neck/Nose 9).
 PCK_JOINTS_H36M: tuple[int, ...] = tuple(sorted(H36M_TO_MPI[m] for m in PCK_JOINTS_3DHP))
+#: PCK threshold in millimetres (a joint is correct when its error is strictly below it).
+PCK_THRESHOLD_MM = 150.0
 #: AUC thresholds in millimetres: 0, 5, ..., 150 (31 values, t = 0 included, plain mean).
 AUC_THRESHOLDS_MM: tuple[float, ...] = tuple(float(t) for t in range(0, 155, 5))
 _MM_PER_UNIT = {"mm": 1.0, "m": 1000.0}
@@ -176,7 +180,28 @@ def _pck_joint_errors_mm(pred: Array, gt: Array, joint_order: JointOrder, unit: 
     return _joint_errors(p[..., joints, :], g[..., joints, :]) * _MM_PER_UNIT[unit]
 
 
-def pck(pred: Array, gt: Array, threshold_mm: float = 150.0, joint_order: JointOrder = "h36m",
+def pck_of_errors(errors_mm: Array, threshold_mm: float = PCK_THRESHOLD_MM) -> torch.Tensor:
+    """Percentage of per-joint errors strictly below ``threshold_mm``, over the last axis.
+
+    Args: errors_mm: (..., N) millimetres (N joints, or every joint of every frame flattened to pool them).
+    Returns: (...) float tensor in percent (0-100); NaN where N = 0.
+    """
+    errors = _as_tensor(errors_mm)
+    return (errors < threshold_mm).to(errors.dtype).mean(-1) * 100.0
+
+
+def auc_of_errors(errors_mm: Array) -> torch.Tensor:
+    """Area under the PCK curve: plain mean of :func:`pck_of_errors` over ``AUC_THRESHOLDS_MM``.
+
+    Args: errors_mm: (..., N) millimetres. Returns: (...) float tensor in percent; NaN where N = 0.
+    """
+    errors = _as_tensor(errors_mm)
+    thresholds = torch.tensor(AUC_THRESHOLDS_MM, dtype=errors.dtype, device=errors.device)
+    per_threshold = (errors[..., None] < thresholds).to(errors.dtype).mean(-2) * 100.0  # (..., 31)
+    return per_threshold.mean(-1)
+
+
+def pck(pred: Array, gt: Array, threshold_mm: float = PCK_THRESHOLD_MM, joint_order: JointOrder = "h36m",
         unit: Literal["mm", "m"] = "mm", mask: Array | None = None, reduction: Reduction = "mean") -> Array:
     """3DHP percentage of correct keypoints: % of the 14 joints with error strictly below ``threshold_mm``.
 
@@ -186,8 +211,8 @@ def pck(pred: Array, gt: Array, threshold_mm: float = 150.0, joint_order: JointO
         mask: optional (...) bool frames to include.
     Returns: float in percent (0-100), or (...) per-frame percentages with ``reduction="none"``.
     """
-    err = _pck_joint_errors_mm(pred, gt, joint_order, unit)
-    return _reduce((err < threshold_mm).to(err.dtype).mean(-1) * 100.0, pred, reduction, mask)
+    err = _pck_joint_errors_mm(pred, gt, joint_order, unit)  # (..., 14)
+    return _reduce(pck_of_errors(err, threshold_mm), pred, reduction, mask)
 
 
 def auc(pred: Array, gt: Array, joint_order: JointOrder = "h36m", unit: Literal["mm", "m"] = "mm",
@@ -197,6 +222,4 @@ def auc(pred: Array, gt: Array, joint_order: JointOrder = "h36m", unit: Literal[
     Args and returns as :func:`pck` (percent).
     """
     err = _pck_joint_errors_mm(pred, gt, joint_order, unit)  # (..., 14)
-    thresholds = torch.tensor(AUC_THRESHOLDS_MM, dtype=err.dtype, device=err.device)
-    correct = (err[..., None] < thresholds).to(err.dtype)  # (..., 14, 31)
-    return _reduce(correct.mean(dim=(-2, -1)) * 100.0, pred, reduction, mask)
+    return _reduce(auc_of_errors(err), pred, reduction, mask)

@@ -111,11 +111,6 @@ def load_prediction(path: str | Path) -> dict[str, np.ndarray]:
     return data
 
 
-def hypothesis_spread(hypotheses: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """(H, F, J, 3), (F, J, 3) -> (F, J) mean Euclidean distance of the hypotheses from ``pose`` (metres)."""
-    return np.linalg.norm(hypotheses - pose[None], axis=-1).mean(axis=0)
-
-
 # ---------------------------------------------------------------------------------------------------------
 
 

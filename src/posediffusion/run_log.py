@@ -1,5 +1,5 @@
-"""Rank-0 bookkeeping of a run folder: the lock that keeps a second run out, and the logs (``steps.csv``,
-``log.csv``, TensorBoard and a tqdm bar).
+"""Rank-0 bookkeeping of a run folder: where the run stands (:class:`Progress`), the lock that keeps a
+second run out, and the logs (``steps.csv``, ``log.csv``, TensorBoard and a tqdm bar).
 
 A resumed run first drops the rows written after the checkpoint it continues from, so that no step or epoch
 is ever logged twice.
@@ -13,8 +13,9 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -22,10 +23,26 @@ from posediffusion.config import TrainConfig
 from posediffusion.io_utils import write_text_atomic
 from posediffusion.runtime import Runtime
 
-if TYPE_CHECKING:  # the training loop imports this module: type-only import, no cycle
-    from posediffusion.train import Progress
-
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Where a run stands; stored in checkpoint metadata so that ``resume`` continues exactly."""
+
+    epoch: int = 0
+    """Index of the epoch in progress (0-based); equals the number of finished epochs at epoch ends."""
+    step_in_epoch: int = 0
+    """Optimisation steps already done in ``epoch``."""
+    global_step: int = 0
+    epoch_loss_sum: float = 0.0
+    best_score_mm: float | None = None
+    best_epoch: int | None = None
+    """Finished epochs when ``best`` was written."""
+    best_step: int | None = None
+    """Global step when ``best`` was written."""
+    selected_step: int | None = None
+    """Global step of the last selection score (so the end of a budget is not scored twice)."""
 
 
 class RunLock:

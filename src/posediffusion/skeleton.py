@@ -1,14 +1,22 @@
 """Skeleton definitions: Human3.6M-17 (the model's joint order) and MPI-INF-3DHP-17.
 
-Joint orders, parents and left/right sets follow ``docs/FORMATS.md`` (the VideoPose3D and P-STMO
+Joint orders, parents and left/right sets follow ``docs/formats.md`` (the VideoPose3D and P-STMO
 conventions). Body-part groups feed the semantic prompts and the per-part motion features.
+
+Pose-array operations that only need the skeleton (mirroring, root-relative coordinates, zeroing the root)
+live here too, so the data pipeline, the model and the sampler share one definition. They accept numpy
+arrays or torch tensors (..., J, C) and return the same kind, dtype and device; tensors are handled through
+their own methods, so this module does not import torch (the keypoint readers and ``--help`` stay light).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+Array = Any  # numpy.ndarray | torch.Tensor
 
 BODY_PARTS = ("head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
 
@@ -131,7 +139,7 @@ MPI_INF_3DHP_17 = Skeleton(
     },
 )
 
-#: ``h36m_pose = mpi_pose[..., MPI_TO_H36M, :]`` (FORMATS.md).
+#: ``h36m_pose = mpi_pose[..., MPI_TO_H36M, :]`` (``docs/formats.md``).
 MPI_TO_H36M: tuple[int, ...] = (14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4)
 #: Inverse permutation: ``mpi_pose = h36m_pose[..., H36M_TO_MPI, :]``.
 H36M_TO_MPI: tuple[int, ...] = tuple(int(i) for i in np.argsort(MPI_TO_H36M))
@@ -139,3 +147,48 @@ H36M_TO_MPI: tuple[int, ...] = tuple(int(i) for i in np.argsort(MPI_TO_H36M))
 H36M_32_TO_17: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 
 SKELETONS = {s.name: s for s in (H36M_17, MPI_INF_3DHP_17)}
+
+
+def flip_pose(x: Array, mirror: Skeleton | Array = H36M_17) -> Array:
+    """Mirror poses left-right: negate channel 0 (x) and swap left/right joints.
+
+    Valid for camera-frame 3D and for normalised 2D (whose x is centred on the image centre).
+
+    Args:
+        x: (..., J, C) numpy array or torch tensor, C >= 1.
+        mirror: a skeleton (gives J and the left/right pairs) or its (J,) ``flip_permutation()``
+            (numpy or torch; the sampler passes a tensor already on the right device).
+
+    Returns:
+        (..., J, C) new array of the same kind, dtype and device; applying it twice gives ``x`` back.
+    """
+    perm = mirror.flip_permutation() if isinstance(mirror, Skeleton) else mirror
+    if x.shape[-2] != len(perm):
+        raise ValueError(f"flip_pose: expected {len(perm)} joints on axis -2, got shape {tuple(x.shape)}")
+    sign = _ones(x, x.shape[-1])  # (C,)
+    sign[0] = -1.0
+    return x[..., perm, :] * sign
+
+
+def root_relative(x: Array, root: int = 0) -> Array:
+    """(..., J, C) -> the same with joint ``root`` subtracted from every joint (root at the origin).
+
+    Numpy or torch; ``root`` is ``Skeleton.root`` (0 for Human3.6M-17, 14 for 3DHP-17).
+    """
+    return x - x[..., root : root + 1, :]
+
+
+def zero_root(x: Array, root: int = 0) -> Array:
+    """(..., J, C) -> the same with joint ``root`` set to 0 and the other joints untouched.
+
+    Unlike :func:`root_relative` this does not move the other joints: the network's root output is
+    meaningless (poses are root-relative), so it is masked rather than subtracted.
+    """
+    keep = _ones(x, (x.shape[-2], 1))  # (J, 1)
+    keep[root] = 0.0
+    return x * keep
+
+
+def _ones(like: Array, shape: int | tuple[int, ...]) -> Array:
+    """Ones of ``shape`` in ``like``'s kind, dtype (and device, for a tensor)."""
+    return np.ones(shape, dtype=like.dtype) if isinstance(like, np.ndarray) else like.new_ones(shape)

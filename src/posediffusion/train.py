@@ -37,7 +37,7 @@ from posediffusion.data.selection import load_sequences, split_validation
 from posediffusion.data.windows import WindowDataset
 from posediffusion.evaluate import window_mpjpe
 from posediffusion.model.pose_diffusion import PoseDiffusion
-from posediffusion.run_log import RunLock, RunLogger
+from posediffusion.run_log import Progress, RunLock, RunLogger
 from posediffusion.runtime import Runtime, setup_runtime
 
 log = logging.getLogger(__name__)
@@ -66,25 +66,6 @@ class ExponentialMovingAverage:
                 self.shadow[key].lerp_(value, 1.0 - decay)
             else:
                 self.shadow[key].copy_(value)
-
-
-@dataclass
-class Progress:
-    """Where a run stands; stored in checkpoint metadata so that ``resume`` continues exactly."""
-
-    epoch: int = 0
-    """Index of the epoch in progress (0-based); equals the number of finished epochs at epoch ends."""
-    step_in_epoch: int = 0
-    """Optimisation steps already done in ``epoch``."""
-    global_step: int = 0
-    epoch_loss_sum: float = 0.0
-    best_score_mm: float | None = None
-    best_epoch: int | None = None
-    """Finished epochs when ``best`` was written."""
-    best_step: int | None = None
-    """Global step when ``best`` was written."""
-    selected_step: int | None = None
-    """Global step of the last selection score (so the end of a budget is not scored twice)."""
 
 
 @dataclass

@@ -1,13 +1,12 @@
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from posediffusion.data.h36m import action_group, bundled_cameras_path, load_h36m
+from tests.helpers import SHARED_CAMERAS
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 LEFT, RIGHT = [4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]
 # Rotation by +90 degrees about world Z, so X_cam = R^T (X - T) is easy to do by hand.
 ROT_Z90 = [[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
@@ -127,6 +126,45 @@ def test_mocap_layout_with_detections(tmp_path):
     assert seqs[0].action_group == "jump_03" and seqs[0].extra["keypoints"] == "det"
 
 
+# VideoPose3D's 32-joint Human3.6M skeleton (common/h36m_dataset.py joints_left / joints_right) and the
+# 17 joints kept from it, written out from docs/formats.md.
+LEFT_32 = [6, 7, 8, 9, 10, 16, 17, 18, 19, 20, 21, 22, 23]
+RIGHT_32 = [1, 2, 3, 4, 5, 24, 25, 26, 27, 28, 29, 30, 31]
+KEPT_32 = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
+
+
+def test_32_joint_2d_is_reduced_to_17(tmp_path):
+    cams = _write_cameras(tmp_path / "cams.json")
+    frames = 3
+    kp32 = np.zeros((frames, 32, 2))
+    kp32[..., 0] = 10.0 * np.arange(32) + np.arange(frames)[:, None]  # every joint and frame distinct
+    kp32[..., 1] = 5.0 * np.arange(32) + 100.0
+    world32 = np.tile(np.arange(32)[None, :, None] * 0.01, (frames, 1, 3))
+    meta = {"num_joints": 32, "keypoints_symmetry": [LEFT_32, RIGHT_32]}
+    _write_dataset(tmp_path, {"S1": {"a": world32}}, {"S1": {"a": [kp32, kp32 + 1.0]}}, metadata=meta)
+    seqs = load_h36m(tmp_path, name="toy", cameras=cams)
+    assert [s.keypoints_2d.shape for s in seqs] == [(frames, 17, 2)] * 2
+    for seq, offset in zip(seqs, (0.0, 1.0), strict=True):
+        w, h = seq.camera["res_w"], seq.camera["res_h"]
+        kept_px = kp32[:, KEPT_32] + offset  # (F, 17, 2) pixels
+        expected = np.stack([kept_px[..., 0] / w * 2 - 1, kept_px[..., 1] / w * 2 - h / w], axis=-1)
+        np.testing.assert_allclose(seq.keypoints_2d, expected, atol=1e-6)
+    # the 3D of the same file layout goes through the same 17 indices
+    x_world = np.arange(32)[KEPT_32] * 0.01
+    np.testing.assert_allclose(seqs[1].pose_3d[0, :, 0], x_world - x_world[0], atol=1e-6)  # c1: R = I
+
+
+def test_32_joint_2d_metadata_is_checked(tmp_path):
+    pos2d = {"S1": {"a": [np.zeros((3, 32, 2))] * 2}}
+    swapped = {"num_joints": 32, "keypoints_symmetry": [RIGHT_32, LEFT_32]}
+    with pytest.raises(ValueError, match="data_2d_toy_gt.npz: keypoints_symmetry"):
+        _bad(tmp_path, {"S1": {"a": _pose(3, 32)}}, pos2d, metadata=swapped)()
+    with pytest.raises(ValueError, match="num_joints=33, expected 17 or 32"):
+        _bad(tmp_path, {"S1": {"a": _pose(3, 32)}}, pos2d, metadata={"num_joints": 33})()
+    with pytest.raises(ValueError, match=r"expected shape \(F, 17, 2\)"):  # metadata says 17, arrays 32
+        _bad(tmp_path, {"S1": {"a": _pose(3, 32)}}, pos2d, metadata={"num_joints": 17})()
+
+
 def test_default_cameras_are_bundled_h36m(tmp_path):
     kp = [np.tile([500.0, 501.0], (2, 17, 1))] * 4
     _write_dataset(tmp_path, {"S1": {"Posing": _pose(2, 17, 1.0)}}, {"S1": {"Posing": kp}}, name="h36m")
@@ -141,9 +179,9 @@ def test_default_cameras_are_bundled_h36m(tmp_path):
     np.testing.assert_allclose(seqs[0].trajectory[0], expected, atol=1e-5)
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
+@pytest.mark.skipif(not SHARED_CAMERAS.is_file(), reason="../shared/data not present")
 def test_bundled_cameras_equal_shared_copy():
-    shared = json.loads((SHARED_DATA / "cameras" / "h36m_cameras.json").read_text())
+    shared = json.loads(SHARED_CAMERAS.read_text())
     assert json.loads(bundled_cameras_path().read_text()) == shared
 
 

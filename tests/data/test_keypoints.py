@@ -30,7 +30,7 @@ BLAZE = ["nose", "l_eye_in", "l_eye", "l_eye_out", "r_eye_in", "r_eye", "r_eye_o
 
 
 def expected_h36m(points: np.ndarray, names: list[str]) -> np.ndarray:
-    """Independent mapping by joint names: (F, K, 2) source -> (F, 17, 2), per FORMATS.md."""
+    """Independent mapping by joint names: (F, K, 2) source -> (F, 17, 2), per docs/formats.md."""
     n = {name: points[:, i] for i, name in enumerate(names)}
     pelvis = n["hip"] if "hip" in n else n["mid_hip"] if "mid_hip" in n else (n["l_hip"] + n["r_hip"]) / 2
     thorax = n["neck"] if "neck" in n else (n["l_sho"] + n["r_sho"]) / 2

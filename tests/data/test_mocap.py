@@ -11,19 +11,12 @@ import pytest
 
 from posediffusion.cli import main
 from posediffusion.data import mocap
+from tests.helpers import BUNDLED_CAMERAS as CAMERAS
+from tests.helpers import CMU_MOCAP as REAL_MOCAP
+from tests.helpers import REPO, SHARED_CAMERAS
+from tests.helpers import TEMPLATE_MM as REST_POSE_MM  # a standing H36M-17 skeleton, mm, feet near z = 0
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO / ".." / "shared" / "data"
-REAL_MOCAP = SHARED_DATA / "mocap" / "cmu_h36m17_50hz.npz"
-CAMERAS = REPO / "src" / "posediffusion" / "assets" / "h36m_cameras.json"
 SUBJECTS = {"S1", "S5", "S6", "S7", "S8", "S9", "S11"}
-
-# A standing H36M-17 skeleton, millimetres, facing +y, feet near z = 0.
-REST_POSE_MM = np.array([
-    [0, 0, 950], [-120, 0, 950], [-120, 0, 500], [-120, 0, 80], [120, 0, 950], [120, 0, 500], [120, 0, 80],
-    [0, 0, 1200], [0, 0, 1450], [0, 40, 1550], [0, 0, 1680], [180, 0, 1420], [180, 0, 1150], [180, 0, 900],
-    [-180, 0, 1420], [-180, 0, 1150], [-180, 0, 900],
-], dtype=np.float64)
 
 
 def _synthetic_motions() -> dict[str, np.ndarray]:
@@ -335,7 +328,7 @@ def test_cli_prints_frame_counts(synthetic_npz, tmp_path, capsys):
 @pytest.mark.skipif(not REAL_MOCAP.is_file(), reason="shared mocap data not present")
 def test_real_motions(tmp_path):
     names = ["002_03_cc", "007_12_cc", "006_09_cc", "002_01_asf"]
-    result = mocap.prepare_mocap(REAL_MOCAP, SHARED_DATA / "cameras" / "h36m_cameras.json", tmp_path,
+    result = mocap.prepare_mocap(REAL_MOCAP, SHARED_CAMERAS, tmp_path,
                                  seed=0, motions=names)
     split = json.loads((tmp_path / "split_cmu.json").read_text())
     assert split["descriptions"]["002_03_cc"] == "run/jog" and split["kinds"]["007_12_cc"] == "walk"

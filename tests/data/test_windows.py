@@ -5,14 +5,14 @@ from torch.utils.data import DataLoader
 
 from posediffusion.data.sequence import Sequence
 from posediffusion.data.windows import (
+    WindowAccumulator,
     WindowDataset,
-    flip_pose,
     merge_windows,
     take_windows,
     window_starts,
 )
 
-# Left/right pairs of Human3.6M-17, written out from FORMATS.md.
+# Left/right pairs of Human3.6M-17, written out from docs/formats.md.
 MIRROR = {1: 4, 2: 5, 3: 6, 14: 11, 15: 12, 16: 13}
 MIRROR.update({v: k for k, v in list(MIRROR.items())})
 
@@ -88,24 +88,6 @@ def test_dataset_windows_and_sequence_valid_mask():
     assert batch["x2d"].shape == (4, 4, 17, 2) and batch["start"].tolist() == [0, 3, 6, 0]
 
 
-def test_flip_pose_hand_values_numpy_and_torch():
-    x = np.zeros((17, 3))
-    x[4] = [0.3, 0.2, 5.0]  # LHip
-    x[16] = [-1.0, 2.0, 3.0]  # RWrist
-    x[9] = [0.5, 0.0, 1.0]  # Neck/Nose, centre joint
-    expected = np.zeros((17, 3))
-    expected[1] = [-0.3, 0.2, 5.0]  # LHip -> RHip, x negated
-    expected[13] = [1.0, 2.0, 3.0]  # RWrist -> LWrist
-    expected[9] = [-0.5, 0.0, 1.0]
-    np.testing.assert_array_equal(flip_pose(x), expected)
-    out = flip_pose(torch.tensor(x, dtype=torch.float32)[None])  # (1, J, 3)
-    assert out.dtype == torch.float32 and torch.equal(out[0], torch.tensor(expected, dtype=torch.float32))
-    y = np.random.default_rng(0).normal(size=(2, 5, 17, 2))
-    np.testing.assert_array_equal(flip_pose(flip_pose(y)), y)
-    with pytest.raises(ValueError):
-        flip_pose(np.zeros((16, 3)))
-
-
 def _independent_flip(x):
     out = np.empty_like(x)
     for j in range(17):
@@ -161,6 +143,27 @@ def test_merge_windows_ignores_padding_and_averages_overlap():
     np.testing.assert_allclose(out[3], (1 * lo + 3 * hi) / (lo + hi))
     short = merge_windows(np.array([[[5.0], [6.0], [6.0], [6.0]]]), [0], 2)  # F < T, padded window
     np.testing.assert_allclose(short, [[5.0], [6.0]])
+
+
+def test_accumulator_streaming_equals_merge_windows():
+    # Windows added a few at a time give exactly merge_windows' result (numpy float64 and torch float32).
+    num_frames, frames = 23, 6
+    rng = np.random.default_rng(2)
+    starts = window_starts(num_frames, frames, 2)
+    windows = rng.normal(size=(len(starts), frames, 17, 3))
+    for weights in ("uniform", "hann"):
+        for kind in (np.asarray, lambda a: torch.tensor(a, dtype=torch.float32)):
+            acc = WindowAccumulator(num_frames, frames, weights)
+            for first in range(0, len(starts), 3):
+                acc.add(starts[first:first + 3], {"x": kind(windows[first:first + 3])})
+            merged = merge_windows(kind(windows), starts, num_frames, weights)
+            streamed = acc.result("x")
+            if isinstance(merged, torch.Tensor):
+                assert streamed.dtype == torch.float32 and torch.equal(streamed, merged)
+            else:
+                assert streamed.dtype == np.float64 and np.array_equal(streamed, merged)
+    with pytest.raises(ValueError, match="expected"):
+        acc.add([0], {"x": np.zeros((1, frames + 1, 3))})
 
 
 def test_merge_windows_rejects_gaps_and_bad_starts():

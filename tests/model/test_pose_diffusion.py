@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from posediffusion import PoseDiffusion
+from posediffusion import PoseDiffusion, diffusion
 from posediffusion.config import PRESETS
 from posediffusion.skeleton import H36M_17
+from tests.helpers import make_tiny_model as tiny  # a fresh seeded `tiny` model per call
 
 J = 17
 
@@ -20,11 +21,6 @@ def windows(model: PoseDiffusion, batch: int = 2, seed: int = 0) -> tuple[torch.
     x3d = pose + 0.02 * torch.randn(batch, frames, J, 3, generator=g)
     x3d = x3d - x3d[:, :, :1]
     return 0.5 * x3d[..., :2], x3d
-
-
-def tiny(**overrides) -> PoseDiffusion:
-    torch.manual_seed(0)
-    return PoseDiffusion.from_preset("tiny", **overrides)
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "base"])
@@ -131,6 +127,26 @@ def test_flip_averages_with_the_mirrored_input():
     assert torch.allclose(out[:, 0], expected, atol=1e-6)
 
 
+def test_sampler_gets_the_gain_of_the_original_windows(monkeypatch):
+    """With flip the condition holds 2B rows; the sampler's explicit frame_gain is the B originals' gain."""
+    seen = []
+    real = diffusion.ddim_sample
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["frame_gain"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "ddim_sample", spy)
+    model = tiny()
+    x2d, _ = windows(model)
+    model.sample(x2d, steps=2, flip=True, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.denoiser.sampler_gain(model.denoiser.encode_condition(x2d))  # (B, T)
+    assert seen[0].shape == (2, 9) and torch.equal(seen[0], expected)
+    tiny(energy_regulator=False).sample(x2d, steps=1, generator=torch.Generator().manual_seed(0))
+    assert seen[1] is None
+
+
 def test_every_parameter_gets_gradient():
     model = tiny()
     x2d, x3d = windows(model, batch=4)
@@ -156,11 +172,11 @@ def test_float64_follows_input():
 @pytest.mark.slow
 def test_tiny_overfits_one_batch():
     model = tiny(dropout=0.0)
-    x2d, x3d = windows(model, batch=8)
+    x2d, x3d = windows(model, batch=2)  # 2 windows x 150 steps: ratio ~0.08 (8 x 200: ~0.10, 3x slower)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     generator = torch.Generator().manual_seed(0)
     losses = []
-    for _ in range(200):
+    for _ in range(150):
         optimizer.zero_grad()
         loss = model.training_loss(x2d, x3d, generator=generator)
         loss.backward()

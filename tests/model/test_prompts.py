@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from posediffusion.model.motion import temporal_difference
 from posediffusion.model.prompts import (
     MOTION_FEATURE_SCALE,
     PROMPT_ASSET,
     PROMPT_NAMES,
     MotionPrompts,
     SemanticPrompts,
-    temporal_difference,
 )
 from posediffusion.skeleton import H36M_17
 

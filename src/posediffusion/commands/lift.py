@@ -8,7 +8,7 @@ HELP = "lift a 2D keypoint file (COCO/Halpe/OpenPose/MediaPipe JSON, npz, csv) t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from posediffusion.data.keypoints import FORMATS
+    from posediffusion.data.keypoint_formats import FORMATS  # torch-free, so --help stays fast
 
     parser.add_argument("input", help="keypoint file, or a folder of OpenPose *_keypoints.json files")
     parser.add_argument("--out", required=True, help="output npz (pose_3d, uncertainty, keypoints_2d, ...)")
@@ -19,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hypotheses", "-num_proposals", type=int, default=5, help="H samples (default 5)")
     parser.add_argument("--steps", "-sampling_timesteps", type=int, default=5,
                         help="K DDIM steps (default 5)")
-    parser.add_argument("--aggregation", choices=("pose", "joint"), default="pose",
-                        help="pose = P-Agg, mean of hypotheses (default); joint = camera-free J-Agg")
+    parser.add_argument("--aggregation", choices=("p-agg", "j-agg", "pose", "joint"), default="p-agg",
+                        metavar="{p-agg,j-agg}",
+                        help="p-agg = P-Agg, mean of hypotheses (default); j-agg = J-Agg without a camera "
+                             "(weak perspective); the old names pose and joint still work")
     parser.add_argument("--no-flip", action="store_true", help="disable flip test-time augmentation")
     parser.add_argument("--all-hypotheses", action="store_true", help="also store all hypotheses")
     parser.add_argument("--min-confidence", type=float, default=0.3, help="below this a joint is missing")

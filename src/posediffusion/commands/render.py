@@ -22,14 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from posediffusion.render import hypothesis_spread, load_prediction, render_animation
+    from posediffusion.aggregate import hypothesis_spread
+    from posediffusion.render import load_prediction, render_animation
 
     data = load_prediction(args.prediction)
     uncertainty = None
     if not args.no_uncertainty:
         uncertainty = data.get("uncertainty")
         if uncertainty is None and "hypotheses" in data:
-            uncertainty = hypothesis_spread(data["hypotheses"], data["pose_3d"])
+            uncertainty = hypothesis_spread(data["hypotheses"], center=data["pose_3d"])  # (F, 17)
     fps = args.fps if args.fps is not None else float(data["fps"]) if "fps" in data else 50.0
     out = render_animation(
         data["keypoints_2d"], data["pose_3d"], args.out,

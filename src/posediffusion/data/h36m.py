@@ -1,11 +1,14 @@
 """Human3.6M loader for the VideoPose3D npz layout (also reads datasets written by ``prepare mocap``).
 
-Files in ``data_dir`` (``docs/FORMATS.md``):
+Files in ``data_dir`` (``docs/formats.md``):
 
 * ``data_3d_<name>.npz``: ``positions_3d`` = subject -> action -> (F, 32 | 17, 3) metres, world frame.
-* ``data_2d_<name>_<keypoints>.npz``: ``positions_2d`` = subject -> action -> list of one (F, 17, 2) pixel
-  array per camera, in the camera JSON's ``camera_ids`` order; ``metadata`` (``num_joints``,
+* ``data_2d_<name>_<keypoints>.npz``: ``positions_2d`` = subject -> action -> list of one (F, 32 | 17, 2)
+  pixel array per camera, in the camera JSON's ``camera_ids`` order; ``metadata`` (``num_joints``,
   ``keypoints_symmetry``, optional ``fps`` and ``camera_ids``).
+
+32-joint arrays (the original Human3.6M skeleton, e.g. VideoPose3D's ``data_2d_h36m_gt.npz``), 2D or 3D,
+are reduced to the 17 joints of ``skeleton.H36M_32_TO_17``.
 
 Every (subject, action, camera) becomes one :class:`~posediffusion.data.sequence.Sequence`: 2D normalised
 by that camera's image size, 3D rotated into the camera frame and made root-relative, the camera-frame root
@@ -26,8 +29,9 @@ import numpy as np
 
 from posediffusion.camera import load_cameras, normalize_screen, world_to_camera
 from posediffusion.data.sequence import Sequence
-from posediffusion.io_utils import read_npz
-from posediffusion.skeleton import H36M_17, H36M_32_TO_17
+from posediffusion.data.validation import check_array, select_names
+from posediffusion.io_utils import npz_dict, read_npz
+from posediffusion.skeleton import H36M_17, H36M_32_TO_17, root_relative
 
 logger = logging.getLogger(__name__)
 
@@ -65,71 +69,31 @@ def _camera_order(path: Path) -> list[str] | None:
     return [str(i) for i in ids] if ids is not None else None
 
 
-def open_npz(path: Path) -> dict[str, Any]:
-    """All arrays of an npz file (pickled objects allowed, as VideoPose3D writes them).
-
-    Raises ``FileNotFoundError`` if missing and ``ValueError`` naming the file if unreadable.
-    """
-    return read_npz(path, allow_pickle=True)
-
-
-def npz_dict(npz: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
-    """``npz[key]`` as a Python dict (VideoPose3D stores pickled dicts in 0-d object arrays)."""
-    if key not in npz:
-        raise ValueError(f"{path}: no '{key}' key (found {sorted(npz)})")
-    value = npz[key]
-    value = value.item() if isinstance(value, np.ndarray) and value.dtype == object else value
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: '{key}' must be a dict subject -> action -> array, got {type(value)}")
-    return value
-
-
 def _metadata(npz: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The 2D file's ``metadata`` dict (empty if absent), checked against the Human3.6M-17 layout."""
+    """The 2D file's ``metadata`` dict (empty if absent), checked against the Human3.6M 17/32 layouts."""
     if "metadata" not in npz:
         return {}
     meta = npz["metadata"]
     meta = meta.item() if meta.dtype == object and meta.ndim == 0 else meta
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: 'metadata' must be a dict, got {type(meta)}")
-    if int(meta.get("num_joints", 17)) != 17:
-        raise ValueError(f"{path}: metadata num_joints={meta['num_joints']}, expected 17")
+    num_joints = int(meta.get("num_joints", 17))
+    if num_joints not in (17, 32):
+        raise ValueError(f"{path}: metadata num_joints={num_joints}, expected 17 or 32 (Human3.6M layouts)")
     symmetry = meta.get("keypoints_symmetry")
     if symmetry is not None:
-        left, right = (sorted(int(j) for j in side) for side in symmetry)
+        # compare on the 17 kept joints: a 32-joint file also lists joints that are dropped
+        kept = {j32: j17 for j17, j32 in enumerate(H36M_32_TO_17 if num_joints == 32 else range(17))}
+        left, right = (sorted(kept[int(j)] for j in side if int(j) in kept) for side in symmetry)
         if (left, right) != (sorted(H36M_17.left), sorted(H36M_17.right)):
             raise ValueError(f"{path}: keypoints_symmetry {symmetry} is not the Human3.6M-17 layout (left "
                              f"{list(H36M_17.left)}, right {list(H36M_17.right)}); convert keypoints first")
     return meta
 
 
-def _check_array(arr: Any, path: Path, where: str, joints: tuple[int, ...], channels: int) -> np.ndarray:
-    """Validate a (F, J, C) array: J in ``joints``, F > 0, finite. Returns it as float64."""
-    try:
-        arr = np.asarray(arr, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {where}: not a numeric array ({err})") from err
-    if arr.ndim != 3 or arr.shape[1] not in joints or arr.shape[2] != channels:
-        raise ValueError(f"{path}: {where}: expected shape (F, {' or '.join(map(str, joints))}, {channels}), "
-                         f"got {arr.shape}")
-    if len(arr) == 0:
-        raise ValueError(f"{path}: {where}: empty sequence")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{path}: {where}: contains NaN or inf")
-    return arr
-
-
-def select_names(available: Iterable[str], wanted: Iterable[str] | None, what: str,
-                 path: Path) -> list[str]:
-    """Keep ``wanted`` (all if ``None``) in file order; unknown names raise ``ValueError``."""
-    available = list(available)
-    if wanted is None:
-        return available
-    wanted = [str(w) for w in wanted]
-    unknown = sorted(set(wanted) - set(available))
-    if unknown:
-        raise ValueError(f"{path}: unknown {what} {unknown}; available: {available}")
-    return [a for a in available if a in wanted]
+def _to_17(arr: np.ndarray) -> np.ndarray:
+    """(F, 32 | 17, C) -> (F, 17, C): the 32-joint original skeleton keeps ``H36M_32_TO_17``."""
+    return arr[:, list(H36M_32_TO_17)] if arr.shape[1] == 32 else arr
 
 
 def _select_actions(actions: dict[str, Any], wanted: Iterable[str] | None) -> list[str]:
@@ -144,19 +108,17 @@ def _camera_sequences(pose_world: np.ndarray, views_px: list, cams: list[dict[st
                       action: str, path_2d: Path, extra: dict[str, Any], fps: float) -> list[Sequence]:
     """One Sequence per camera of a (subject, action) pair; 2D/3D lengths trimmed to the shorter."""
     out = []
-    for view_px, cam in zip(views_px, cams, strict=True):
+    for kp_px, cam in zip(views_px, cams, strict=True):
         where = f"{subject}/{action}/camera {cam['id']}"
-        kp_px = _check_array(view_px, path_2d, where, (17,), 2)
         frames = min(len(kp_px), len(pose_world))
         if len(kp_px) != len(pose_world):
             logger.info("%s: %s: 2D has %d frames, 3D %d; trimmed to %d", path_2d, where, len(kp_px),
                         len(pose_world), frames)
         pose_cam = world_to_camera(pose_world[:frames], cam["R"], cam["T"])  # (F, J, 3) metres
-        root = pose_cam[:, :1]  # (F, 1, 3)
         out.append(Sequence(
             keypoints_2d=normalize_screen(kp_px[:frames], cam["res_w"], cam["res_h"]).astype(np.float32),
-            pose_3d=(pose_cam - root).astype(np.float32),
-            trajectory=root[:, 0].astype(np.float32),
+            pose_3d=root_relative(pose_cam).astype(np.float32),
+            trajectory=pose_cam[:, 0].astype(np.float32),
             camera=dict(cam),
             subject=subject,
             action=action,
@@ -210,9 +172,12 @@ def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
     cam_path = Path(cameras) if cameras is not None else bundled_cameras_path()
     if not cam_path.is_file():
         raise FileNotFoundError(f"{cam_path}: camera JSON not found")
-    positions_3d = npz_dict(open_npz(path_3d), "positions_3d", path_3d)
-    npz_2d = open_npz(path_2d)
+    # VideoPose3D stores pickled dicts: allow_pickle only for these dataset files, never for user input
+    positions_3d = npz_dict(read_npz(path_3d, allow_pickle=True), "positions_3d", path_3d)
+    npz_2d = read_npz(path_2d, allow_pickle=True)
     positions_2d, meta = npz_dict(npz_2d, "positions_2d", path_2d), _metadata(npz_2d, path_2d)
+    # 2D joint count: the one the metadata declares, else either Human3.6M layout
+    joints_2d = (int(meta["num_joints"]),) if "num_joints" in meta else (32, 17)
     camera_table = load_cameras(cam_path)
     # The 2D file may name its camera order (prepare mocap does); else the JSON's camera_ids order.
     order = [str(c) for c in meta["camera_ids"]] if "camera_ids" in meta else _camera_order(cam_path)
@@ -225,8 +190,8 @@ def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
         if subject not in positions_2d:
             raise ValueError(f"{path_2d}: subject {subject!r} is in {path_3d.name} but not in the 2D file")
         for action in _select_actions(positions_3d[subject], actions):
-            sequences += _load_take(positions_3d, positions_2d, subject, action, cams, path_3d, path_2d,
-                                    extra, fps)
+            sequences += _load_take(positions_3d, positions_2d, subject, action, cams, (path_3d, path_2d),
+                                    joints_2d, extra, fps)
     if actions is not None:
         found = {s.action for s in sequences} | {s.action_group for s in sequences}
         unknown = sorted(set(actions) - found)
@@ -239,18 +204,21 @@ def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
 
 
 def _load_take(positions_3d: dict, positions_2d: dict, subject: str, action: str, cams: list[dict],
-               path_3d: Path, path_2d: Path, extra: dict[str, Any], fps: float) -> list[Sequence]:
-    """Validate one (subject, action) entry of both files and split it per camera."""
-    pose_world = _check_array(positions_3d[subject][action], path_3d, f"{subject}/{action}", (32, 17), 3)
-    if pose_world.shape[1] == 32:
-        pose_world = pose_world[:, list(H36M_32_TO_17)]  # (F, 17, 3)
+               paths: tuple[Path, Path], joints_2d: tuple[int, ...], extra: dict[str, Any],
+               fps: float) -> list[Sequence]:
+    """Validate one (subject, action) entry of both files (``paths`` = 3D, 2D) and split it per camera."""
+    path_3d, path_2d = paths
+    where = f"{subject}/{action}"
+    pose_world = _to_17(check_array(positions_3d[subject][action], path_3d, where, (32, 17), 3))  # (F, 17, 3)
     if np.abs(pose_world).max() > _MAX_ABS_METRES:
-        raise ValueError(f"{path_3d}: {subject}/{action}: coordinates up to {np.abs(pose_world).max():.0f}; "
+        raise ValueError(f"{path_3d}: {where}: coordinates up to {np.abs(pose_world).max():.0f}; "
                          "expected metres (millimetres?)")
     views = positions_2d[subject].get(action)
     if views is None:
-        raise ValueError(f"{path_2d}: {subject}/{action} is in {path_3d.name} but not in the 2D file")
+        raise ValueError(f"{path_2d}: {where} is in {path_3d.name} but not in the 2D file")
     if len(views) != len(cams):
-        raise ValueError(f"{path_2d}: {subject}/{action}: {len(views)} camera views, expected {len(cams)} "
+        raise ValueError(f"{path_2d}: {where}: {len(views)} camera views, expected {len(cams)} "
                          f"({[c['id'] for c in cams]})")
-    return _camera_sequences(pose_world, list(views), cams, subject, action, path_2d, extra, fps)
+    views_px = [_to_17(check_array(view, path_2d, f"{where}/camera {cam['id']}", joints_2d, 2))
+                for view, cam in zip(views, cams, strict=True)]  # (F, 17, 2) each
+    return _camera_sequences(pose_world, views_px, cams, subject, action, path_2d, extra, fps)

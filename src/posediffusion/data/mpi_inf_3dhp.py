@@ -1,4 +1,4 @@
-"""MPI-INF-3DHP loader for the P-STMO npz layout (the ``annot3`` variant; ``docs/FORMATS.md``).
+"""MPI-INF-3DHP loader for the P-STMO npz layout (the ``annot3`` variant; ``docs/formats.md``).
 
 * ``data_train_3dhp.npz``: ``data`` = "S<i> Seq<j>" -> [camera id -> {``data_2d`` (F, 17, 2) px,
   ``data_3d`` (F, 17, 3) mm}, fps].
@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from posediffusion.camera import normalize_screen
-from posediffusion.data.h36m import npz_dict, open_npz, select_names
 from posediffusion.data.sequence import Sequence
-from posediffusion.skeleton import MPI_TO_H36M
+from posediffusion.data.validation import check_array, select_names
+from posediffusion.io_utils import npz_dict, read_npz
+from posediffusion.skeleton import MPI_TO_H36M, root_relative
 
 logger = logging.getLogger(__name__)
 
@@ -55,21 +56,6 @@ def camera_for(sequence: str, camera_id: str = "") -> dict[str, Any]:
     }
 
 
-def _check_pose(arr: Any, path: Path, where: str, channels: int, frames: int | None = None) -> np.ndarray:
-    """(F, 17, C) float64 with F > 0 (and F == ``frames`` if given); non-finite values are checked later."""
-    try:
-        arr = np.asarray(arr, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {where}: not a numeric array ({err})") from err
-    if arr.ndim != 3 or arr.shape[1:] != (17, channels):
-        raise ValueError(f"{path}: {where}: expected shape (F, 17, {channels}), got {arr.shape}")
-    if len(arr) == 0:
-        raise ValueError(f"{path}: {where}: empty sequence")
-    if frames is not None and len(arr) != frames:
-        raise ValueError(f"{path}: {where}: {len(arr)} frames, expected {frames}")
-    return arr
-
-
 def _fill_invalid(arr: np.ndarray, valid: np.ndarray, path: Path, where: str) -> np.ndarray:
     """Replace non-finite invalid frames by the next finite frame (the last one at the end); raise on valid
     frames.
@@ -97,19 +83,20 @@ def _make_sequence(entry: dict[str, Any], path: Path, key: str, subject: str, ac
     where = f"{key}/camera {camera_id}" if camera_id else key
     if not isinstance(entry, dict) or not {"data_2d", "data_3d"} <= set(entry):
         raise ValueError(f"{path}: {where}: expected a dict with 'data_2d' and 'data_3d'")
-    kp_px = _check_pose(entry["data_2d"], path, f"{where}/data_2d", 2)
-    pose_mm = _check_pose(entry["data_3d"], path, f"{where}/data_3d", 3, frames=len(kp_px))
+    # non-finite values are allowed here: _fill_invalid rejects them on valid frames only
+    kp_px = check_array(entry["data_2d"], path, f"{where}/data_2d", (17,), 2, finite=False)
+    pose_mm = check_array(entry["data_3d"], path, f"{where}/data_3d", (17,), 3, frames=len(kp_px),
+                          finite=False)
     valid = np.ones(len(kp_px), dtype=bool) if valid is None else valid
     if len(valid) != len(kp_px):
         raise ValueError(f"{path}: {where}: 'valid' has {len(valid)} frames, data_2d {len(kp_px)}")
     kp_px = _fill_invalid(kp_px, valid, path, f"{where}/data_2d")[:, list(MPI_TO_H36M)]  # (F, 17, 2)
     pose_m = _fill_invalid(pose_mm, valid, path, f"{where}/data_3d")[:, list(MPI_TO_H36M)] / 1000.0
     camera = camera_for(key, camera_id)
-    root = pose_m[:, :1]  # (F, 1, 3) pelvis, camera frame, metres
     return Sequence(
         keypoints_2d=normalize_screen(kp_px, camera["res_w"], camera["res_h"]).astype(np.float32),
-        pose_3d=(pose_m - root).astype(np.float32),
-        trajectory=root[:, 0].astype(np.float32),
+        pose_3d=root_relative(pose_m).astype(np.float32),
+        trajectory=pose_m[:, 0].astype(np.float32),  # pelvis, camera frame, metres
         camera=camera,
         valid=valid,
         subject=subject,
@@ -180,7 +167,7 @@ def load_3dhp(data_dir: str | Path, split: str = "train", subjects: Iterable[str
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     path = Path(data_dir) / f"data_{split}_3dhp.npz"
-    data = npz_dict(open_npz(path), "data", path)
+    data = npz_dict(read_npz(path, allow_pickle=True), "data", path)  # P-STMO pickles its dicts
     subjects = None if subjects is None else [str(s) for s in subjects]
     sequences = None if sequences is None else [str(s) for s in sequences]
     cameras = None if cameras is None else [str(c) for c in cameras]

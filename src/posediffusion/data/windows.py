@@ -1,10 +1,11 @@
-"""Fixed-length windows over sequences: the one training Dataset, and the window geometry for evaluation.
+"""Fixed-length windows over sequences: the one training Dataset, the window geometry, and the merge.
 
 Window geometry (shared by training, evaluation and lifting): a sequence of F frames is cut into windows
 of T frames starting at ``0, stride, 2 stride, ...``; the last window is shifted back to end on the last
 frame (``start = F - T``) so that every frame is covered by real data, as D3DP/MixSTE evaluation does.
 Only a sequence shorter than T gets padding, by replicating its edge frames; padded frames are marked
-invalid and ignored by :func:`merge_windows`.
+invalid and ignored by :class:`WindowAccumulator`, the one merge of per-window values back into a
+sequence (streaming, used by :func:`merge_windows` and by ``posediffusion.inference``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from posediffusion.data.sequence import Sequence
-from posediffusion.skeleton import H36M_17, Skeleton
+from posediffusion.skeleton import flip_pose
 
 Array = Any  # numpy.ndarray | torch.Tensor
 
@@ -76,32 +77,8 @@ def take_windows(array: Array, starts: Array, frames: int) -> Array:
     return np.asarray(array)[indices]
 
 
-def flip_pose(x: Array, skeleton: Skeleton = H36M_17) -> Array:
-    """Mirror poses left-right: negate channel 0 (x) and swap left/right joints.
-
-    Valid for camera-frame 3D and for normalised 2D (whose x is centred on the image centre).
-
-    Args:
-        x: (..., J, C) numpy array or torch tensor, C >= 1.
-        skeleton: gives J and the left/right pairs.
-
-    Returns:
-        (..., J, C) new array of the same kind, dtype and device; applying it twice gives ``x`` back.
-    """
-    if x.shape[-2] != skeleton.num_joints:
-        raise ValueError(f"flip_pose: expected {skeleton.num_joints} joints on axis -2, got shape "
-                         f"{tuple(x.shape)}")
-    perm = skeleton.flip_permutation()
-    sign = np.ones(x.shape[-1])
-    sign[0] = -1.0
-    if isinstance(x, torch.Tensor):
-        return x[..., torch.as_tensor(perm, device=x.device), :] * torch.as_tensor(sign, dtype=x.dtype,
-                                                                                    device=x.device)
-    return x[..., perm, :] * sign.astype(x.dtype)
-
-
 def window_weights(frames: int, weights: str = "uniform") -> np.ndarray:
-    """(T,) float64 per-frame weights for :func:`merge_windows`.
+    """(T,) float64 per-frame weights for :class:`WindowAccumulator`.
 
     ``"hann"`` is ``sin^2(pi (t + 0.5) / T)``: a Hann taper sampled between the zeros, so every frame keeps
     a positive weight and window centres count most.
@@ -113,10 +90,77 @@ def window_weights(frames: int, weights: str = "uniform") -> np.ndarray:
     raise ValueError(f"weights must be 'uniform' or 'hann', got {weights!r}")
 
 
+class WindowAccumulator:
+    """Weighted sums of per-window values over one sequence of F frames, fed window by window.
+
+    Windows may arrive in any number of :meth:`add` calls (memory O(F), not O(windows)); :meth:`result`
+    is the weighted mean over the windows that cover each frame. Window frames outside [0, F) (edge
+    padding) are ignored. Numpy values are summed in float64; torch values in their own dtype on their
+    own device (``index_add_``), so GPU results stay on the GPU.
+
+    Args:
+        num_frames: F.
+        frames: T, the window length.
+        weights: ``"uniform"`` or ``"hann"`` (:func:`window_weights`).
+    """
+
+    def __init__(self, num_frames: int, frames: int, weights: str = "uniform") -> None:
+        self.num_frames, self.frames = num_frames, frames
+        self.taper = window_weights(frames, weights)  # (T,)
+        self.weight = np.zeros(num_frames)  # (F,) float64 sum of the weights per frame
+        self.sums: dict[str, Array] = {}
+
+    def add(self, starts: Array, values: dict[str, Array]) -> None:
+        """Add the windows starting at ``starts`` (n,); each value is (n, T, ...) numpy or torch."""
+        starts = np.asarray(starts.cpu() if isinstance(starts, torch.Tensor) else starts, dtype=np.int64)
+        raw = starts.reshape(-1, 1) + np.arange(self.frames)  # (n, T)
+        inside = (raw >= 0) & (raw < self.num_frames)
+        rows = raw[inside]  # (M,) target frame of each real window frame
+        weight = np.broadcast_to(self.taper, raw.shape)[inside]  # (M,)
+        np.add.at(self.weight, rows, weight)
+        for name, value in values.items():
+            if tuple(value.shape[:2]) != raw.shape:
+                raise ValueError(f"WindowAccumulator: '{name}' has shape {tuple(value.shape)}, expected "
+                                 f"({len(starts)}, {self.frames}, ...)")
+            self.sums[name] = self._accumulate(self.sums.get(name), value, inside, rows, weight)
+
+    def _accumulate(self, total: Array | None, value: Array, inside: np.ndarray, rows: np.ndarray,
+                    weight: np.ndarray) -> Array:
+        """``total`` (F, ...) plus the weighted real frames of ``value`` (n, T, ...)."""
+        if isinstance(value, torch.Tensor):
+            device, dtype = value.device, value.dtype
+            picked = value[torch.as_tensor(inside, device=device)]  # (M, ...)
+            shape = (-1, *[1] * (picked.dim() - 1))
+            weighted = picked * torch.as_tensor(weight, dtype=dtype, device=device).reshape(shape)
+            if total is None:
+                total = torch.zeros((self.num_frames, *picked.shape[1:]), dtype=dtype, device=device)
+            return total.index_add_(0, torch.as_tensor(rows, device=device), weighted)
+        picked = np.asarray(value)[inside].astype(np.float64)  # (M, ...)
+        if total is None:
+            total = np.zeros((self.num_frames, *picked.shape[1:]))
+        np.add.at(total, rows, picked * weight.reshape(-1, *[1] * (picked.ndim - 1)))
+        return total
+
+    def result(self, name: str) -> Array:
+        """(F, ...) weighted mean of ``name``: float64 numpy, or a tensor in the values' dtype and device.
+
+        Raises:
+            ValueError: a frame is covered by no window.
+        """
+        if (self.weight <= 0).any():
+            raise ValueError(f"frames {np.flatnonzero(self.weight <= 0)[:5]}... are in no window")
+        total = self.sums[name]
+        shape = (-1, *[1] * (total.ndim - 1))
+        if isinstance(total, torch.Tensor):
+            return total / torch.as_tensor(self.weight, dtype=total.dtype, device=total.device).reshape(shape)
+        return total / self.weight.reshape(shape)
+
+
 def merge_windows(windows: Array, starts: Array, num_frames: int, weights: str = "uniform") -> Array:
     """Reassemble overlapping windows into one full-length sequence by weighted averaging.
 
-    Frames of a window that fall outside [0, F) (edge padding) are ignored.
+    All windows at once through a :class:`WindowAccumulator`; frames of a window that fall outside [0, F)
+    (edge padding) are ignored.
 
     Args:
         windows: (N, T, ...) numpy array or torch tensor, window n covering frames ``starts[n] + [0, T)``.
@@ -134,31 +178,13 @@ def merge_windows(windows: Array, starts: Array, num_frames: int, weights: str =
     starts = np.asarray(starts.cpu() if isinstance(starts, torch.Tensor) else starts, dtype=np.int64)
     if starts.shape != (num_windows,):
         raise ValueError(f"merge_windows: {num_windows} windows but starts has shape {starts.shape}")
-    raw = starts[:, None] + np.arange(frames)  # (N, T)
-    inside = (raw >= 0) & (raw < num_frames)
-    frame_of = raw[inside]  # (M,) target frame of each real window frame
-    weight_of = np.broadcast_to(window_weights(frames, weights), raw.shape)[inside]  # (M,)
-    weight_sum = np.bincount(frame_of, weights=weight_of, minlength=num_frames)  # (F,)
-    if (weight_sum <= 0).any():
-        raise ValueError(f"merge_windows: frames {np.flatnonzero(weight_sum <= 0)[:5]}... are in no window")
-    if isinstance(windows, torch.Tensor):
-        return _merge_torch(windows, inside, frame_of, weight_of, weight_sum)
-    values = np.asarray(windows)[inside].astype(np.float64)  # (M, ...)
-    out = np.zeros((num_frames, *values.shape[1:]))
-    np.add.at(out, frame_of, values * weight_of.reshape(-1, *[1] * (values.ndim - 1)))
-    return (out / weight_sum.reshape(-1, *[1] * (values.ndim - 1))).astype(windows.dtype)
-
-
-def _merge_torch(windows: torch.Tensor, inside: np.ndarray, frame_of: np.ndarray, weight_of: np.ndarray,
-                 weight_sum: np.ndarray) -> torch.Tensor:
-    """Torch branch of :func:`merge_windows` (``index_add_`` on the windows' device and dtype)."""
-    device, dtype = windows.device, windows.dtype
-    values = windows[torch.as_tensor(inside, device=device)]  # (M, ...)
-    shape = (-1, *[1] * (values.dim() - 1))
-    weighted = values * torch.as_tensor(weight_of, dtype=dtype, device=device).reshape(shape)
-    out = torch.zeros((len(weight_sum), *values.shape[1:]), dtype=dtype, device=device)
-    out.index_add_(0, torch.as_tensor(frame_of, device=device), weighted)
-    return out / torch.as_tensor(weight_sum, dtype=dtype, device=device).reshape(shape)
+    accumulator = WindowAccumulator(num_frames, frames, weights)
+    accumulator.add(starts, {"windows": windows})
+    try:
+        merged = accumulator.result("windows")
+    except ValueError as err:
+        raise ValueError(f"merge_windows: {err}") from err
+    return merged if isinstance(merged, torch.Tensor) else merged.astype(windows.dtype)
 
 
 class WindowDataset(Dataset):

@@ -21,10 +21,13 @@ from posediffusion.config import ModelConfig
 from posediffusion.model.energy import TemporalEnergyRegulator
 from posediffusion.model.graph import AnatomicalGraph
 from posediffusion.model.prompts import PROMPT_EMBED_DIM, PROMPT_NAMES, MotionPrompts, SemanticPrompts
-from posediffusion.skeleton import H36M_17, Skeleton
+from posediffusion.skeleton import H36M_17, Skeleton, zero_root
 
 MODULATION_INIT_STD = 0.02
 HEAD_INIT_STD = 1e-3
+#: Condition key of the energy regulator's per-frame gain (B, T): read by the temporal blocks, and handed
+#: to the sampler explicitly by :meth:`Denoiser.sampler_gain` (the sampler knows no model keys).
+GAIN_KEY = "sampler_gain"
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -88,6 +91,12 @@ class Mlp(nn.Sequential):
         super().__init__(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width), nn.Dropout(dropout))
 
 
+def modulation_terms(modulation: nn.Module, c: Tensor) -> tuple[Tensor, ...]:
+    """adaLN terms of a block: c (N, T or 1, D) -> shift, scale, gate (attention), shift, scale, gate (MLP),
+    each (N, T or 1, 1, D)."""
+    return modulation(c)[:, :, None].chunk(6, dim=-1)
+
+
 class SpatialBlock(nn.Module):
     """Attention over the J joints of each frame (+ graph branch, + prompt cross-attention).
 
@@ -108,8 +117,7 @@ class SpatialBlock(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor, prompts: Tensor | None) -> Tensor:
         n, t, j, d = x.shape
-        mod = self.modulation(c)[:, :, None]  # (N, T or 1, 1, 6D)
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)  # each (N, T|1, 1, D)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation_terms(self.modulation, c)
         h = modulate(self.norm_attn(x), shift_a, scale_a).reshape(n * t, j, d)  # (N*T, J, D)
         branch = self.attn(h)  # (N*T, J, D)
         if self.graph is not None:
@@ -138,8 +146,7 @@ class TemporalBlock(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor, gain: Tensor | None) -> Tensor:
         n, t, j, d = x.shape
-        mod = self.modulation(c)[:, :, None]  # (N, T or 1, 1, 6D)
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)  # each (N, T|1, 1, D)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation_terms(self.modulation, c)
         if gain is not None:
             g = gain[:, :, None, None].to(x.dtype)  # (N, T, 1, 1)
             shift_a, scale_a, shift_m, scale_m = (g * m for m in (shift_a, scale_a, shift_m, scale_m))
@@ -180,9 +187,7 @@ class Denoiser(nn.Module):
         self.head = nn.Linear(d, 3)
         nn.init.normal_(self.head.weight, std=HEAD_INIT_STD)
         nn.init.zeros_(self.head.bias)
-        root_mask = torch.ones(cfg.num_joints, 1)
-        root_mask[skeleton.root] = 0.0
-        self.register_buffer("root_mask", root_mask, persistent=False)  # (J, 1)
+        self.root = skeleton.root
 
     def encode_condition(self, x2d: Tensor) -> dict[str, Tensor]:
         """Everything independent of the noisy pose, computed once per window.
@@ -193,7 +198,7 @@ class Denoiser(nn.Module):
         Returns:
             ``tokens`` (B, T, J, D) 2D + joint + frame (+ part prompt) embedding; with semantic prompts
             ``prompts`` (B, P, D); with motion prompts ``frame_prompt`` (B, T, D); with the energy
-            regulator ``energy`` (B, T) and ``sampler_gain`` (B, T) in (0, 1).
+            regulator ``energy`` (B, T) and the gain ``GAIN_KEY`` (B, T) in (0, 1).
         """
         b, t, j, _ = x2d.shape
         if t != self.cfg.frames or j != self.cfg.num_joints:
@@ -209,8 +214,12 @@ class Denoiser(nn.Module):
         if self.motion is not None:
             cond["frame_prompt"] = self.motion(x2d)  # (B, T, D)
         if self.energy is not None:
-            cond["energy"], cond["sampler_gain"] = self.energy(x2d)  # (B, T), (B, T)
+            cond["energy"], cond[GAIN_KEY] = self.energy(x2d)  # (B, T), (B, T)
         return cond
+
+    def sampler_gain(self, cond: dict[str, Tensor]) -> Tensor | None:
+        """The per-frame gain (B, T) in (0, 1) for the sampler's energy regulation, ``None`` without it."""
+        return cond[GAIN_KEY] if self.energy is not None else None
 
     def forward(self, x_t: Tensor, t: Tensor, cond: dict[str, Tensor]) -> Tensor:
         """Predict the clean pose.
@@ -228,12 +237,12 @@ class Denoiser(nn.Module):
         if self.motion is not None:
             c = c + cond["frame_prompt"]  # (N, T, D)
         prompts = cond["prompts"] if self.semantic is not None else None
-        gain = cond["sampler_gain"] if self.energy is not None else None
+        gain = self.sampler_gain(cond)
         for spatial, temporal in zip(self.spatial_blocks, self.temporal_blocks, strict=True):
             x = temporal(spatial(x, c, prompts), c, gain)
         shift, scale = self.final_modulation(c)[:, :, None].chunk(2, dim=-1)  # each (N, T|1, 1, D)
         out = self.head(modulate(self.final_norm(x), shift, scale))  # (N, T, J, 3)
-        return out * self.root_mask.to(out.dtype)
+        return zero_root(out, self.root)
 
     def learned_adjacency(self) -> Tensor | None:
         """(L, J, J) normalised learned graph of every spatial block, or ``None`` without the graph."""

@@ -6,7 +6,8 @@
 
 0.01 normalised-screen units per frame is roughly a walking joint speed at 50 fps, so e ~ 0.7 when
 walking, ~0 when still and ~2 for fast motion. The gains scale the per-frame FiLM modulation of the
-temporal blocks inside the denoiser and are handed to the sampler as ``cond["sampler_gain"]``.
+temporal blocks inside the denoiser and are handed to the sampler as its ``frame_gain``
+(``Denoiser.sampler_gain``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posediffusion.model.prompts import temporal_difference
+from posediffusion.model.motion import temporal_difference
 
 ENERGY_REFERENCE = 0.01
 INITIAL_SLOPE = 2.0

@@ -1,7 +1,7 @@
 """``PoseDiffusion``: the public model - denoiser + noise schedule + config, with training loss and sampling.
 
-The model takes windows of exactly ``config.model.frames`` frames; longer sequences are cut into windows
-by the callers (``posediffusion.data.windows``) and merged back.
+The model takes windows of exactly ``config.model.frames`` frames; longer sequences are cut into windows,
+sampled and merged back by ``posediffusion.inference.sample_sequences`` (geometry in ``data.windows``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from posediffusion import diffusion
 from posediffusion.config import PoseDiffusionConfig, preset
 from posediffusion.model.denoiser import Denoiser
-from posediffusion.skeleton import H36M_17
+from posediffusion.skeleton import H36M_17, flip_pose, root_relative
 
 
 class PoseDiffusion(nn.Module):
@@ -102,8 +102,9 @@ class PoseDiffusion(nn.Module):
             raise ValueError(f"num_hypotheses and steps must be >= 1, got {num_hypotheses} and {steps}")
         d = self.config.diffusion
         perm = self.flip_permutation
-        windows = torch.cat([x2d, _flip_2d(x2d, perm)]) if flip else x2d  # (2B | B, T, J, 2)
+        windows = torch.cat([x2d, flip_pose(x2d, perm)]) if flip else x2d  # (2B | B, T, J, 2)
         cond = self.denoiser.encode_condition(windows)
+        gain = self.denoiser.sampler_gain(cond)  # (2B | B, T) or None
         out = diffusion.ddim_sample(
             self.denoiser,
             cond,
@@ -116,10 +117,11 @@ class PoseDiffusion(nn.Module):
             clamp=d.clamp,
             flip_permutation=perm if flip else None,
             smoothing=d.smoothing if self.config.model.energy_regulator else 0.0,
+            frame_gain=None if gain is None else gain[: x2d.shape[0]],  # the original windows' gain
             generator=generator,
             return_all_steps=return_all_steps,
         )
-        return out - out[..., :1, :]  # root exactly 0
+        return root_relative(out)  # root exactly 0
 
     def count_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable) parameters."""
@@ -143,9 +145,3 @@ class PoseDiffusion(nn.Module):
             )
         if not torch.isfinite(x2d).all():
             raise ValueError("x2d contains NaN or infinite values")
-
-
-def _flip_2d(x2d: Tensor, perm: Tensor) -> Tensor:
-    """Mirror 2D keypoints (B, T, J, 2): negate x and swap left/right joints."""
-    flipped = x2d.index_select(-2, perm.to(x2d.device))
-    return flipped * torch.tensor([-1.0, 1.0], dtype=x2d.dtype, device=x2d.device)

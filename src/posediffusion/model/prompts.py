@@ -3,7 +3,7 @@
 * :class:`SemanticPrompts` - 7 trainable prompt tokens (``skeleton.BODY_PARTS`` + "body"). Each joint's
   input token receives its part's prompt; spatial blocks cross-attend from joints to all 7 prompts.
   Tokens start from stored sentence embeddings of part descriptions (``assets/part_prompts.npy``, made
-  offline by ``assets/make_part_prompts.py``) or from a seeded random draw; they are parameters and learn.
+  offline by ``tools/make_part_prompts.py``) or from a seeded random draw; they are parameters and learn.
 * :class:`MotionPrompts` - per-frame features of the 2D input's dynamics (velocity, acceleration, per-part
   speed) -> MLP -> a (B, T, D) prompt added to the timestep embedding that modulates the blocks.
 """
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from posediffusion.model.motion import temporal_difference
 from posediffusion.skeleton import BODY_PARTS, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -27,17 +28,6 @@ PROMPT_EMBED_DIM = 384
 #: 2D motion features are multiplied by this before the MLP: normalised-screen velocities are ~0.001-0.05
 #: per frame at 50 fps, so x20 brings them near unit scale.
 MOTION_FEATURE_SCALE = 20.0
-
-
-def temporal_difference(x: Tensor) -> Tensor:
-    """Backward finite difference along dim 1, edge-replicated: (B, T, ...) -> (B, T, ...).
-
-    ``d[:, t] = x[:, t] - x[:, t-1]`` for t >= 1 and ``d[:, 0] = d[:, 1]``; all zeros when T == 1.
-    """
-    if x.shape[1] < 2:
-        return torch.zeros_like(x)
-    d = x[:, 1:] - x[:, :-1]  # (B, T-1, ...)
-    return torch.cat([d[:, :1], d], dim=1)  # (B, T, ...)
 
 
 class SemanticPrompts(nn.Module):
