@@ -1,6 +1,7 @@
 """Export a trained checkpoint as the package's bundled model (weights + config, no training state).
 
-Reproduce the bundled model (docs/bundled-model.md):
+Reproduce the bundled model (docs/bundled-model.md; the input npz is the CMU-derived motion file, in this
+project's development setup at ../shared/data/ beside the checkout, not shipped):
 
     posediffusion prepare mocap --input ../shared/data/mocap/cmu_h36m17_50hz.npz \
         --out DATA --name cmu --seed 0
