@@ -31,8 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
+from posediffusion.config import PoseDiffusionConfig
 from posediffusion.io_utils import give_default_mode
+from posediffusion.model.pose_diffusion import PoseDiffusion
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +122,6 @@ def save_checkpoint(
             dicts only (it is read back with ``weights_only=True``).
         ema_weights: EMA copy of the weights, same keys as the model's state dict.
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     config = {"model": model_config_dict(model), "run": run_config or {}}
     with atomic_directory(path) as tmp:
@@ -169,9 +171,6 @@ class Checkpoint:
 
     def weights(self, ema: bool = False, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The stored state dict (``ema=True``: the EMA copy; ``ValueError`` if there is none)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         file = self.path / (EMA_FILE if ema else WEIGHTS_FILE)
         if ema and not file.is_file():
             raise ValueError(f"{self.path}: no EMA weights in this checkpoint ({EMA_FILE} missing)")
@@ -240,9 +239,6 @@ def load_weights_into(model: torch.nn.Module, checkpoint: Checkpoint, ema: bool 
 
 def build_model(model_config: dict[str, Any], source: str = "checkpoint") -> torch.nn.Module:
     """A fresh ``PoseDiffusion`` from a stored config dict (``ValueError`` on unknown/invalid fields)."""
-    from posediffusion.config import PoseDiffusionConfig
-    from posediffusion.model.pose_diffusion import PoseDiffusion
-
     return PoseDiffusion.from_config(PoseDiffusionConfig.from_dict(model_config, source=source))
 
 

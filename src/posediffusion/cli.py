@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from posediffusion import __version__
+
 #: subcommand -> module under posediffusion.commands
 COMMANDS = {
     "demo": "demo",
@@ -35,8 +37,6 @@ def _available() -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from posediffusion import __version__
-
     parser = argparse.ArgumentParser(
         prog="posediffusion",
         description="PoseDiffusion+: lift 2D keypoint sequences to 3D human pose with diffusion.",

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from posediffusion import eval_3dhp
+from posediffusion import metrics as m
 from posediffusion.aggregate import (
     estimate_label,
     hypothesis_spread,
@@ -37,6 +39,7 @@ from posediffusion.aggregate import (
     pose_best,
 )
 from posediffusion.camera import image_coordinates
+from posediffusion.checkpoint import load_model
 from posediffusion.config import DataConfig, EvalConfig, build_config
 from posediffusion.data.selection import load_sequences
 from posediffusion.data.windows import WindowDataset
@@ -137,8 +140,6 @@ class ProtocolAccumulator:
 
     def add(self, label: str, action: str, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> None:
         """pred (K, F, J, 3), gt (F, J, 3) metres, valid (F,) bool."""
-        from posediffusion import metrics as m
-
         gt_k = gt.expand_as(pred)
         for metric in self.metrics:
             if metric == "mpjve":
@@ -213,8 +214,6 @@ def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None) -> E
         keep: ``keep(sequence)`` says whose final-step estimates to return (3DHP export, rendering);
             ``None`` keeps none (they are large for a full Human3.6M test set).
     """
-    from posediffusion.checkpoint import load_model
-
     device = resolve_device(config.device)
     ema = None if config.weights == "auto" else config.weights == "ema"
     model, checkpoint = load_model(config.checkpoint, config.checkpoint_name, ema=ema, device=device)
@@ -328,14 +327,13 @@ def export_3dhp(evaluation: Evaluation, out_dir: str | Path, primary: str = "P-A
 
     Each file maps "TS1".. -> (F, 17, 3) float mm, 3DHP joint order, root-relative, last DDIM step.
     """
-    from posediffusion.eval_3dhp import predictions_from_h36m
-
     out_dir, written = Path(out_dir), {}
     for label, per_sequence in evaluation.predictions.items():
         if "ORACLE" in label:
             continue
         by_name = {seq.subject: per_sequence[seq.name] for seq in evaluation.sequences}
-        arrays = {k: v.astype(np.float32) for k, v in predictions_from_h36m(by_name, unit="m").items()}
+        predictions = eval_3dhp.predictions_from_h36m(by_name, unit="m")
+        arrays = {k: v.astype(np.float32) for k, v in predictions.items()}
         path = out_dir / f"PRED_{_slug(label)}.npz"
         save_npz_atomic(path, **arrays)
         written[label] = path
@@ -348,8 +346,6 @@ def export_3dhp(evaluation: Evaluation, out_dir: str | Path, primary: str = "P-A
 def score_3dhp(prediction_file: Path, gt_dir: str | Path, out_dir: str | Path,
                annot_key: str = "annot3") -> dict[str, Any]:
     """Official 3DHP tables for a PRED npz (only the predicted sequences are scored; the summary says so)."""
-    from posediffusion import eval_3dhp
-
     with np.load(prediction_file) as npz:
         predictions = {k: npz[k] for k in npz.files}
     annotations = eval_3dhp.load_test_annotations(gt_dir)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from posediffusion.data.windows import WindowAccumulator, take_windows, window_starts
 
@@ -79,8 +80,6 @@ def sample_sequences(
     remaining = Counter(i for i, _ in plan)
     batches = [plan[first : first + batch_size] for first in range(0, len(plan), batch_size)]
     if progress:
-        from tqdm import tqdm
-
         batches = tqdm(batches, desc="lifting", unit="batch")
     merging: dict[int, WindowAccumulator] = {}
     for batch in batches:

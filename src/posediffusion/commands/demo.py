@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 HELP = "lift the bundled sample keypoints with the bundled CPU model and report its accuracy"
 
@@ -19,9 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
     from posediffusion.lift import demo
 
     start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "lift a 2D keypoint file (COCO/Halpe/OpenPose/MediaPipe JSON, npz, csv) to 3D"
 
@@ -35,8 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from posediffusion.lift import lift_file
 
     result = lift_file(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "render the 2D input and the 3D prediction of a `posediffusion lift` npz as a gif or mp4"
 
@@ -20,8 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from posediffusion.aggregate import hypothesis_spread
     from posediffusion.render import load_prediction, render_animation
 
