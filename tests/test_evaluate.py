@@ -184,3 +184,41 @@ def test_help_lists_evaluation_flags(capsys):
     for flag in ("--checkpoint", "--p2", "--root-source", "--max-frames-per-sequence", "--gt-dir",
                  "--render"):
         assert flag in out, flag
+
+
+def test_save_predictions_writes_a_documented_layout_another_tool_can_score(tmp_path, tiny_checkpoint,
+                                                                             synthetic_dataset):
+    """The npz reads without pickle, its P-Agg rows score to the report's MPJPE, cameras filter at load."""
+    from posediffusion.cli import main
+    from posediffusion.metrics import mpjpe
+
+    data_dir, name = synthetic_dataset
+    out = tmp_path / "pred.npz"
+    argv = ["evaluate", "-c", str(tiny_checkpoint), "-d", name, "--data-dir", str(data_dir), "-k", "gt",
+            "-num_proposals", "2", "-sampling_timesteps", "1", "--aggregations", "p-agg,j-agg",
+            "--camera-ids", "54138969", "--out", str(tmp_path / "eval"), "--save-predictions", str(out),
+            "--save-hypotheses"]
+    assert main(argv) == 0
+    with np.load(out, allow_pickle=False) as npz:
+        files = {k: npz[k] for k in npz.files}
+    s, n = len(files["names"]), int(files["offsets"][-1])
+    assert set(files["cameras"]) == {"54138969"} and files["offsets"].shape == (s + 1,)
+    assert files["gt"].shape == (n, 17, 3) and files["valid"].shape == (n,) and int(files["layout"]) == 1
+    assert list(files["estimate_keys"]) == ["p_agg", "j_agg_estimated_root"]
+    assert files["hypotheses"].shape == (n, 2, 17, 3)
+    assert np.allclose(files["hypotheses"].mean(1), files["pred_p_agg"], atol=1e-6)  # P-Agg = mean
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert json.loads(str(files["settings"]))["hypotheses"] == 2
+    # another tool's scoring: MPJPE per action group (frames pooled), then the mean over groups
+    groups = np.repeat(files["action_groups"], np.diff(files["offsets"]))
+    per_group = [mpjpe(files["pred_p_agg"][groups == g], files["gt"][groups == g]) * 1000
+                 for g in sorted(set(groups))]
+    assert np.isclose(np.mean(per_group), report["results"]["P-Agg"]["mpjpe"]["final"], atol=0.01)
+
+
+def test_save_predictions_is_checked_before_evaluating(tmp_path, tiny_checkpoint, capsys):
+    from posediffusion.cli import main
+
+    assert main(["evaluate", "-c", str(tiny_checkpoint), "--save-predictions", str(tmp_path / "p.txt")]) == 2
+    assert "--save-predictions" in capsys.readouterr().err
+    assert main(["evaluate", "-c", str(tiny_checkpoint), "--save-hypotheses"]) == 2

@@ -204,27 +204,32 @@ class Evaluation:
     spread: dict[str, np.ndarray]
     """sequence name -> (F, J) metres, mean distance of the hypotheses from P-Agg (last step)."""
     sequences: list
+    hypotheses: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """sequence name -> (H, F, J, 3) metres at the last DDIM step (only with ``keep_hypotheses``)."""
 
 
-def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None) -> Evaluation:
+def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None,
+             keep_hypotheses: bool = False) -> Evaluation:
     """Evaluate a checkpoint as configured; see the module docstring.
 
     Args:
         config: the settings.
-        keep: ``keep(sequence)`` says whose final-step estimates to return (3DHP export, rendering);
-            ``None`` keeps none (they are large for a full Human3.6M test set).
+        keep: ``keep(sequence)`` says whose final-step estimates to return (3DHP export, rendering,
+            ``save_predictions``); ``None`` keeps none (they are large for a full Human3.6M test set).
+        keep_hypotheses: also return every hypothesis of the kept sequences (H times the memory).
     """
     device = resolve_device(config.device)
     ema = None if config.weights == "auto" else config.weights == "ema"
     model, checkpoint = load_model(config.checkpoint, config.checkpoint_name, ema=ema, device=device)
     data = resolve_data(config, checkpoint.run_config)
-    sequences = select_sequences(load_sequences(data, "test"), config)
+    sequences = select_sequences(load_sequences(data, "test", camera_ids=config.camera_ids), config)
     metrics = tuple(m for m in METRICS if m != "p_mpjpe" or config.p2)
     labels = aggregation_labels(config)
     accumulator = ProtocolAccumulator(metrics)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     predictions: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
     spread: dict[str, np.ndarray] = {}
+    all_hypotheses: dict[str, np.ndarray] = {}
     frames_scored = 0
     for index, hyps in predict_sequences(model, sequences, hypotheses=config.hypotheses, steps=config.steps,
                                          flip=config.flip, stride=config.stride,
@@ -241,9 +246,11 @@ def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None) -> E
                 predictions[label][seq.name] = estimate[-1].cpu().numpy()
         if keep_predictions:
             spread[seq.name] = hypothesis_spread(hyps[-1]).cpu().numpy()  # (F, J) around P-Agg
+            if keep_hypotheses:
+                all_hypotheses[seq.name] = hyps[-1].cpu().numpy()  # (H, F, J, 3)
         log.info("evaluated %s (%d/%d)", seq.name, index + 1, len(sequences))
     report = build_report(config, checkpoint, data, sequences, accumulator.results(), labels, frames_scored)
-    return Evaluation(report, dict(predictions), spread, sequences)
+    return Evaluation(report, dict(predictions), spread, sequences, all_hypotheses)
 
 
 def build_report(config: EvalConfig, checkpoint: Any, data: DataConfig, sequences: list,
@@ -315,6 +322,47 @@ def format_report(report: dict[str, Any], per_action: bool = False) -> str:
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
     """Write the JSON report atomically."""
     write_text_atomic(path, json.dumps(report, indent=2))
+    return Path(path)
+
+
+#: Version of the ``--save-predictions`` npz layout (docs/evaluation.md); bumped when it changes.
+PREDICTIONS_LAYOUT = 1
+
+
+def save_predictions(evaluation: Evaluation, path: str | Path) -> Path:
+    """Write every kept sequence's estimates, ground truth and settings to one npz another tool can score.
+
+    Layout (no pickled objects, so ``np.load(path)`` reads it with ``allow_pickle=False``): per-sequence
+    labels ``names``, ``subjects``, ``actions``, ``action_groups``, ``cameras`` (S,) and ``offsets``
+    (S + 1,), so sequence i is rows ``offsets[i]:offsets[i + 1]`` of the frame arrays ``gt`` (N, J, 3),
+    ``valid`` (N,) and one ``pred_<key>`` (N, J, 3) per estimate (``estimate_keys`` / ``estimate_labels``
+    (E,), e.g. ``p_agg`` / "P-Agg"); ``hypotheses`` (N, H, J, 3) when kept. Metres, root-relative, camera
+    frame, Human3.6M-17 joint order, last DDIM step. ``settings`` is the report's settings as JSON.
+    """
+    sequences = [s for s in evaluation.sequences if s.name in evaluation.spread]
+    if not sequences:
+        raise ValueError(f"{path}: no predictions were kept to save")
+    labels = list(evaluation.predictions)
+    keys = [_slug(label) for label in labels]
+    frames = [s.num_frames for s in sequences]
+    arrays: dict[str, Any] = {
+        "layout": np.int64(PREDICTIONS_LAYOUT),
+        "settings": np.str_(json.dumps(evaluation.report["settings"])),
+        **{field: np.array([str(getattr(s, attr)) for s in sequences]) for field, attr in (
+            ("names", "name"), ("subjects", "subject"), ("actions", "action"),
+            ("action_groups", "action_group"), ("cameras", "camera_id"))},
+        "offsets": np.concatenate([[0], np.cumsum(frames)]).astype(np.int64),
+        "gt": np.concatenate([s.pose_3d for s in sequences]).astype(np.float32),  # (N, J, 3)
+        "valid": np.concatenate([np.asarray(s.valid, dtype=bool) for s in sequences]),  # (N,)
+        "estimate_keys": np.array(keys), "estimate_labels": np.array(labels),
+    }
+    for key, label in zip(keys, labels, strict=True):
+        arrays[f"pred_{key}"] = np.concatenate([evaluation.predictions[label][s.name] for s in sequences]
+                                               ).astype(np.float32)  # (N, J, 3)
+    if evaluation.hypotheses:  # (H, F, J, 3) per sequence -> (N, H, J, 3)
+        arrays["hypotheses"] = np.concatenate([evaluation.hypotheses[s.name].transpose(1, 0, 2, 3)
+                                               for s in sequences]).astype(np.float32)
+    save_npz_atomic(path, **arrays)
     return Path(path)
 
 

@@ -232,3 +232,14 @@ def test_unknown_names_and_layouts(tmp_path):
     (tmp_path / "data_3d_toy.npz").write_text("not a zip")
     with pytest.raises(ValueError, match="data_3d_toy.npz: cannot read npz"):
         load()
+
+
+def test_camera_ids_keep_only_those_views(toy):
+    folder, cams = toy
+    every = load_h36m(folder, name="toy", cameras=cams)
+    only = load_h36m(folder, name="toy", cameras=cams, camera_ids=["c1"])
+    assert [s.camera_id for s in only] == ["c1", "c1"]
+    kept = [s for s in every if s.camera_id == "c1"]
+    assert all(np.array_equal(a.keypoints_2d, b.keypoints_2d) for a, b in zip(only, kept, strict=True))
+    with pytest.raises(ValueError, match=r"cameras \['nope'\]; cameras: \['c0', 'c1'\]"):
+        load_h36m(folder, name="toy", cameras=cams, camera_ids=["nope"])

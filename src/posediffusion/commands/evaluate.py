@@ -33,6 +33,11 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, for_train: bool = 
     add_flags(ev, EvalConfig, (Flag("checkpoint_name", name="--evaluate", metavar="NAME"),))
     add_evaluation_flags(ev)
     ev.add_argument("--per-action", action="store_true", help="also print MPJPE per action")
+    ev.add_argument("--save-predictions", metavar="PATH.npz",
+                    help="write every test sequence's estimates (last step), ground truth and settings "
+                         "to one npz (layout in docs/evaluation.md)")
+    ev.add_argument("--save-hypotheses", action="store_true",
+                    help="with --save-predictions: also store all H hypotheses (H times larger)")
     ev.add_argument("--out", help="output folder for report.json (and 3DHP files); default: "
                                   "<run folder>/eval-<checkpoint>")
     ev.add_argument("--gt-dir", help="3DHP: folder with TS*/annot_data.mat -> official PCK/AUC/MPJPE tables")
@@ -82,12 +87,17 @@ def run(args: argparse.Namespace) -> int:
     render = args.render and args.viz_subject and args.viz_action
     if args.render and not render:
         raise ValueError("--render needs --viz-subject and --viz-action")
+    save = args.save_predictions
+    if save is not None and (not save.endswith(".npz") or Path(save).is_dir()):
+        raise ValueError(f"--save-predictions {save}: expected a path ending in .npz")
+    if args.save_hypotheses and save is None:
+        raise ValueError("--save-hypotheses needs --save-predictions PATH.npz")
 
     def keep(seq) -> bool:
-        return seq.extra.get("dataset") == "3dhp" or wants_3dhp or bool(
+        return save is not None or seq.extra.get("dataset") == "3dhp" or wants_3dhp or bool(
             render and seq.subject == args.viz_subject and seq.action == args.viz_action)
 
-    evaluation = ev.evaluate(config, keep=keep)
+    evaluation = ev.evaluate(config, keep=keep, keep_hypotheses=args.save_hypotheses)
     report = evaluation.report
     out = Path(args.out) if args.out else _default_out(report)
     print(ev.format_report(report, per_action=args.per_action))
@@ -99,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
                                   max_frames=args.viz_limit)
         report["render"] = str(path)
         print(f"rendered {path}")
+    if save is not None:
+        report["predictions_file"] = str(ev.save_predictions(evaluation, save))
+        print(f"predictions: {save}")
     path = ev.write_report(report, out / "report.json")
     print(f"report: {path}")
     return 0

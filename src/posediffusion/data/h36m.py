@@ -144,7 +144,7 @@ def _subject_cameras(cameras: dict, order: list[str] | None, subject: str, path:
 
 def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
               subjects: Iterable[str] | None = None, actions: Iterable[str] | None = None,
-              cameras: str | Path | None = None) -> list[Sequence]:
+              cameras: str | Path | None = None, camera_ids: Iterable[str] | None = None) -> list[Sequence]:
     """Load a Human3.6M-layout dataset as one Sequence per (subject, action, camera).
 
     Args:
@@ -154,6 +154,8 @@ def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
         subjects: subjects to load (e.g. ``["S9", "S11"]``); ``None`` = every subject in the 3D file.
         actions: takes or merged action names to keep (``"Walking"`` keeps ``"Walking 1"``); ``None`` = all.
         cameras: camera JSON in the ``h36m_cameras.json`` layout; ``None`` = the bundled calibration.
+        camera_ids: only the views of these camera ids are turned into sequences (the others are still
+            checked); ``None`` = every camera.
 
     Returns:
         Sequences with ``keypoints_2d`` (F, 17, 2) normalised, ``pose_3d`` (F, 17, 3) camera-frame
@@ -182,6 +184,9 @@ def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
     # The 2D file may name its camera order (prepare mocap does); else the JSON's camera_ids order.
     order = [str(c) for c in meta["camera_ids"]] if "camera_ids" in meta else _camera_order(cam_path)
     extra = {"dataset": name, "keypoints": keypoints}
+    wanted = None if camera_ids is None else {str(c) for c in camera_ids}
+    if wanted is not None and not wanted & set(order):
+        raise ValueError(f"{path_2d}: no test sequence is seen by cameras {sorted(wanted)}; cameras: {order}")
     fps = float(meta.get("fps", H36M_FPS))
 
     sequences: list[Sequence] = []
@@ -191,7 +196,7 @@ def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
             raise ValueError(f"{path_2d}: subject {subject!r} is in {path_3d.name} but not in the 2D file")
         for action in _select_actions(positions_3d[subject], actions):
             sequences += _load_take(positions_3d, positions_2d, subject, action, cams, (path_3d, path_2d),
-                                    joints_2d, extra, fps)
+                                    joints_2d, extra, fps, wanted)
     if actions is not None:
         found = {s.action for s in sequences} | {s.action_group for s in sequences}
         unknown = sorted(set(actions) - found)
@@ -205,7 +210,7 @@ def load_h36m(data_dir: str | Path, name: str = "h36m", keypoints: str = "gt",
 
 def _load_take(positions_3d: dict, positions_2d: dict, subject: str, action: str, cams: list[dict],
                paths: tuple[Path, Path], joints_2d: tuple[int, ...], extra: dict[str, Any],
-               fps: float) -> list[Sequence]:
+               fps: float, wanted: set[str] | None = None) -> list[Sequence]:
     """Validate one (subject, action) entry of both files (``paths`` = 3D, 2D) and split it per camera."""
     path_3d, path_2d = paths
     where = f"{subject}/{action}"
@@ -221,4 +226,7 @@ def _load_take(positions_3d: dict, positions_2d: dict, subject: str, action: str
                          f"({[c['id'] for c in cams]})")
     views_px = [_to_17(check_array(view, path_2d, f"{where}/camera {cam['id']}", joints_2d, 2))
                 for view, cam in zip(views, cams, strict=True)]  # (F, 17, 2) each
+    if wanted is not None:  # skip the projection work of the cameras not asked for
+        kept = [i for i, cam in enumerate(cams) if str(cam["id"]) in wanted]
+        views_px, cams = [views_px[i] for i in kept], [cams[i] for i in kept]
     return _camera_sequences(pose_world, views_px, cams, subject, action, path_2d, extra, fps)

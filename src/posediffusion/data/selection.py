@@ -4,6 +4,7 @@ carve a validation split off the training takes."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ from posediffusion.data.mpi_inf_3dhp import load_3dhp
 from posediffusion.data.sequence import Sequence
 
 
-def load_sequences(data: DataConfig, split: str) -> list[Sequence]:
+def load_sequences(data: DataConfig, split: str, camera_ids: Iterable[str] | None = None) -> list[Sequence]:
     """Sequences of the ``"train"`` or ``"test"`` subjects of ``data`` (a resolved DataConfig).
 
+    ``camera_ids`` keeps only those cameras' views (Human3.6M layouts skip the others' projection work).
     Raises ``FileNotFoundError`` naming the missing file (and the keypoint files that do exist).
     """
     subjects = data.subjects_train if split == "train" else data.subjects_test
@@ -28,7 +30,7 @@ def load_sequences(data: DataConfig, split: str) -> list[Sequence]:
     else:
         _check_h36m_files(folder, data.dataset, data.keypoints)
         sequences = load_h36m(folder, name=data.dataset, keypoints=data.keypoints, subjects=subjects,
-                              actions=data.actions, cameras=data.cameras)
+                              actions=data.actions, cameras=data.cameras, camera_ids=camera_ids)
     if data.max_frames_per_sequence:
         sequences = [truncate_sequence(s, data.max_frames_per_sequence) for s in sequences]
     return sequences
