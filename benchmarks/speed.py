@@ -2,7 +2,8 @@
 against the measured matmul peak, and peak RSS while lifting a 10-minute 50 fps clip.
 
 Every measurement runs in its own subprocess (``--measure``), pinned to ``--threads`` threads, so that its
-peak RSS is its own; the parent collects one JSON line per measurement.
+peak RSS is its own; the parent collects one JSON line per measurement and adds the machine's 1-minute load
+average before and after it (other processes on the 2 cores slow every figure down; the load says how much).
 
 - ``peak``: fp32 (and bf16) matmul GFLOP/s, best of several 2048^3 products.
 - ``train``: optimisation steps (loss + backward + AdamW) at the default batch (~972 frames); frames/s =
@@ -13,6 +14,9 @@ peak RSS is its own; the parent collects one JSON line per measurement.
   the research code's pattern (``naive_sample``: conditioning recomputed every step and hypothesis,
   hypotheses looped in Python, the flip as a separate call, unfused "math" attention), with the same
   weights and the same noise (pre-drawn in the folded sampler's order); outputs compared.
+- ``interactive``: ``PoseDiffusion.sample`` at ``lift``'s defaults (H=5, K=5, flip) on ``--windows``
+  windows: lifted frames/s and network frames/s (= lifted x H x K x 2), the one set of speed figures the
+  docs quote.
 - ``rss``: ``posediffusion.lift.lift_keypoints`` on a 30,000-frame clip (the bundled sample tiled) with the
   small preset, H=20, flip, at ``--rss-steps`` DDIM steps (memory does not depend on K).
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -36,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 PRESETS = ("tiny", "small", "base")
-PARTS = ("peak", "train", "lift", "rss")
+PARTS = ("peak", "train", "lift", "interactive", "rss")
+#: ``posediffusion lift``'s defaults: the setting whose speed users meet.
+INTERACTIVE = {"hypotheses": 5, "steps": 5, "flip": True}
 #: Windows lifted per timing (sized so one folded call takes a few seconds on one thread).
 DEFAULT_WINDOWS = {"tiny": 8, "small": 2, "base": 1}
 TRAIN_STEPS = {"tiny": 20, "small": 15, "base": 6}
@@ -300,7 +307,27 @@ def measure_rss(args: argparse.Namespace) -> dict[str, Any]:
             "peak_rss_mb": round(peak_rss_mb(), 1), "output_finite": bool(np.isfinite(result.pose_3d).all())}
 
 
-MEASURES = {"peak": measure_peak, "train": measure_train, "lift": measure_lift, "rss": measure_rss}
+def measure_interactive(args: argparse.Namespace) -> dict[str, Any]:
+    """Sampling frames/s at lift's defaults; network frames/s counts every network evaluation."""
+    import torch
+
+    model = build_model(args.preset)
+    windows = DEFAULT_WINDOWS[args.preset] * 2
+    x2d = random_windows(model, windows)
+    frames = windows * model.config.model.frames
+    h, k, flip = INTERACTIVE["hypotheses"], INTERACTIVE["steps"], INTERACTIVE["flip"]
+    seconds, _ = best_time(lambda: model.sample(x2d, num_hypotheses=h, steps=k, flip=flip,
+                                                generator=torch.Generator().manual_seed(7)), args.repeats)
+    evals = h * k * (2 if flip else 1)
+    return {"windows": windows, "frames": frames, "hypotheses": h, "steps": k, "flip": flip,
+            "attention": model.config.model.attention, "seconds": round(seconds, 3),
+            "lifted_frames_per_s": round(frames / seconds, 2),
+            "network_frames_per_s": round(frames * evals / seconds, 1), "network_evals_per_frame": evals,
+            "parameters": model.count_parameters(), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+MEASURES = {"peak": measure_peak, "train": measure_train, "lift": measure_lift,
+            "interactive": measure_interactive, "rss": measure_rss}
 
 
 def run_measure(args: argparse.Namespace) -> None:
@@ -321,13 +348,15 @@ def spawn(args: argparse.Namespace, part: str, preset: str) -> dict[str, Any]:
         command += ["--rss-stride", str(args.rss_stride)]
     env = {**common.single_thread_env(), "OMP_NUM_THREADS": str(args.threads),
            "MKL_NUM_THREADS": str(args.threads)}
-    start = time.monotonic()
+    start, load_before = time.monotonic(), os.getloadavg()[0]
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"measurement {part}/{preset} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     result = json.loads(lines[-1][len("RESULT "):])
     result["wall_seconds"] = round(time.monotonic() - start, 1)
+    result["threads"] = args.threads
+    result["load_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
 
 
@@ -362,6 +391,15 @@ def markdown(results: dict[str, Any]) -> str:
                        f"| {r['naive_frames_per_s']:.2f} "
                        f"| {r['speedup']:.2f}x | {r['max_abs_diff_m']:.1e} | {r['max_abs_output_m']:.2f} "
                        f"| {r['folded_achieved_gflops']:.1f} | {pct} |")
+        out.append("")
+    if results.get("interactive"):
+        out += ["| preset | params | lifted frames/s (H=5, K=5, flip) | network frames/s | threads "
+                "| load before / after |", "|---|---|---|---|---|---|"]
+        for preset, r in results["interactive"].items():
+            load = r.get("load_1min_before_after", ["?", "?"])
+            out.append(f"| {preset} | {r['parameters']:,} | {r['lifted_frames_per_s']:.1f} "
+                       f"| {r['network_frames_per_s']:,.0f} | {r.get('threads', '?')} "
+                       f"| {load[0]} / {load[1]} |")
         out.append("")
     for r in results.get("rss", {}).values():
         out.append(f"Lifting a {r['clip_frames']:,}-frame clip ({r['preset']}, H={r['hypotheses']}, "
