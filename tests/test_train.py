@@ -44,9 +44,13 @@ def test_yaml_round_trip_and_published_defaults(tmp_path):
     assert resolved.batch_size == 108  # 972 frames per batch / 9-frame windows
     assert resolved.data.stride == 9
     assert resolved.data.subjects_train == ["S1", "S5", "S6", "S7", "S8"]
-    hp = TrainConfig.from_dict({"preset": "tiny", "data": {"dataset": "3dhp"}}).resolved()
-    assert (hp.lr, hp.lr_decay) == (7e-5, 0.995)
+    hp = TrainConfig.from_dict({"preset": "paper", "data": {"dataset": "3dhp"}}).resolved()
+    assert (hp.lr, hp.lr_decay, hp.lr_schedule, hp.warmup_steps) == (7e-5, 0.995, "exponential", 0)
     assert hp.data.subjects_test is None  # all of TS1-TS6
+    h36m = TrainConfig.from_dict({"preset": "paper"}).resolved()
+    assert (h36m.lr, h36m.lr_decay, h36m.ema_decay) == (6e-5, 0.993, 0.999)  # the seed's, plus EMA
+    small = TrainConfig.from_dict({"preset": "small", "ema_decay": 0.0}).resolved()
+    assert (small.lr, small.lr_schedule, small.warmup_steps, small.ema_decay) == (4e-4, "cosine", 200, 0.0)
 
 
 @pytest.mark.parametrize("values, key", [({"epoch": 3}, "epoch"), ({"data": {"datset": "h36m"}}, "datset")])
@@ -137,13 +141,20 @@ def test_checkpoints_logs_ema_and_max_steps_resume(tmp_path, data_dir):
     with pytest.raises(ValueError, match="already holds a training run"):
         train(tiny_config(data_dir, run, epochs=1))
 
-    stopped = train(tiny_config(data_dir, tmp_path / "cut", epochs=1, ema_decay=0.9, max_steps=3))
-    assert stopped.stopped_early and stopped.losses == first.losses[:3]
-    rest = train(tiny_config(data_dir, tmp_path / "cut", epochs=1, ema_decay=0.9, resume=True))
-    assert rest.losses == first.losses[3:]
+    # a per-epoch schedule: the cosine's horizon includes max_steps by design, so a run planned with
+    # --max-steps 3 and continued is not the run planned without it
+    stopped = train(tiny_config(data_dir, tmp_path / "cut", epochs=1, ema_decay=0.9, max_steps=3,
+                                lr_schedule="exponential", warmup_steps=0))
+    assert stopped.stopped_early
+    whole = train(tiny_config(data_dir, tmp_path / "whole", epochs=1, ema_decay=0.9,
+                              lr_schedule="exponential", warmup_steps=0))
+    assert stopped.losses == whole.losses[:3]
+    rest = train(tiny_config(data_dir, tmp_path / "cut", epochs=1, ema_decay=0.9, resume=True,
+                             lr_schedule="exponential", warmup_steps=0))
+    assert rest.losses == whole.losses[3:]
     from safetensors.torch import load_file
 
-    ema_first = load_file(str(run / "last" / "ema.safetensors"))
+    ema_first = load_file(str(tmp_path / "whole" / "last" / "ema.safetensors"))
     ema_cut = load_file(str(tmp_path / "cut" / "last" / "ema.safetensors"))
     assert all(torch.equal(ema_first[k], ema_cut[k]) for k in ema_first)
 
@@ -308,3 +319,41 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
         RunLock(tmp_path / "run").__enter__()
     with RunLock(tmp_path / "run"):  # released on exit (and by the OS when a process dies)
         pass
+
+
+def test_learning_rate_schedules_by_hand():
+    from posediffusion.config import PRESET_RECIPES, PRESETS
+    from posediffusion.run_log import Progress
+    from posediffusion.train import learning_rate
+
+    assert set(PRESET_RECIPES) == set(PRESETS)
+    cos = TrainConfig(preset="small", lr=1.0, lr_schedule="cosine", warmup_steps=4, min_lr_ratio=0.1)
+    assert learning_rate(cos, Progress(global_step=0)) == pytest.approx(0.25)  # warm-up: step 1 of 4
+    assert learning_rate(cos, Progress(global_step=9, schedule_fraction=0.5)) == pytest.approx(0.55)
+    assert learning_rate(cos, Progress(global_step=9, schedule_fraction=1.0)) == pytest.approx(0.1)
+    exp = TrainConfig(preset="paper", lr=2.0, lr_schedule="exponential", lr_decay=0.5, warmup_steps=0)
+    assert learning_rate(exp, Progress(global_step=50, epoch=3)) == pytest.approx(0.25)
+
+
+def test_a_short_cosine_run_ends_at_the_final_rate_and_exempt_parameters_do_not_decay(tmp_path, data_dir):
+    from posediffusion.train import parameter_groups
+
+    result = train(tiny_config(data_dir, tmp_path / "cos", max_steps=6, warmup_steps=2, lr=1e-3,
+                               min_lr_ratio=0.1, lr_schedule="cosine"))
+    rows = (tmp_path / "cos" / "steps.csv").read_text().splitlines()[1:]
+    lrs = [float(r.split(",")[3]) for r in rows]
+    assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (
+        1 + np.cos(np.pi * 1 / 6))))  # warm-up, then the cosine at 1/6 of max_steps
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:], strict=False))  # decreasing after warm-up
+    assert result.progress.schedule_fraction == 1.0
+
+    class Exempt(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(2, 2), torch.nn.Parameter(torch.zeros(1))
+
+        def no_weight_decay(self):
+            return ["b"]
+
+    groups = parameter_groups(Exempt(), 0.1)
+    assert [len(g["params"]) for g in groups] == [2, 1] and groups[1]["weight_decay"] == 0.0

@@ -36,8 +36,21 @@ WEIGHT_CHOICES = ("auto", "ema", "raw")
 AGGREGATIONS = ("p-agg", "j-agg", "j-best", "p-best")
 #: Root sources of J-Agg: estimated from 2D + intrinsics, the GT trajectory, or camera-free.
 ROOT_SOURCES = ("estimated", "ground_truth", "weak_perspective")
-#: Published optimiser defaults (D3DP / the seed): lr, per-epoch decay.
+#: Published optimiser defaults (D3DP / the seed): lr, per-epoch decay; the ``paper`` preset's recipe.
 PUBLISHED_LR = {"h36m": (6e-5, 0.993), "3dhp": (7e-5, 0.995)}
+LR_SCHEDULES = ("exponential", "cosine")
+#: Training recipe per preset: what ``None`` in a TrainConfig resolves to. ``paper`` keeps the seed's
+#: per-epoch exponential decay (PUBLISHED_LR) so its commands reproduce; the CPU presets train on step or
+#: time budgets shorter than an epoch, so they warm up and then follow a cosine to the end of the budget.
+#: small's lr is the bundled model's (docs/bundled-model.md); base and tiny are scaled from it by width,
+#: not tuned (docs/training.md).
+PRESET_RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {"lr_schedule": "exponential", "warmup_steps": 0},
+    "base": {"lr": 3e-4, "lr_schedule": "cosine", "warmup_steps": 200},
+    "small": {"lr": 4e-4, "lr_schedule": "cosine", "warmup_steps": 200},
+    "tiny": {"lr": 1e-3, "lr_schedule": "cosine", "warmup_steps": 5},
+}
+DEFAULT_EMA_DECAY = 0.999
 #: Default subjects when a Human3.6M-layout dataset does not name them (the seed's -str / -ste).
 H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 H36M_TEST_SUBJECTS = ("S9", "S11")
@@ -256,15 +269,24 @@ class TrainConfig:
     batch_size: int | None = None
     """Windows per batch (per process under DDP); ``None`` = about 972 frames (the paper's 4 x 243)."""
     lr: float | None = None
-    """AdamW learning rate; ``None`` = 6e-5 (7e-5 for 3dhp)."""
+    """AdamW peak learning rate; ``None`` = the preset's recipe (paper: 6e-5, 7e-5 for 3dhp; small 4e-4)."""
+    lr_schedule: str | None = None
+    """``exponential`` (multiply by lr_decay after every epoch, the seed's) or ``cosine`` (cosine from lr
+    to min_lr_ratio x lr over the run: max_steps, budget_min or epochs, whichever ends first); ``None`` =
+    the preset's recipe (paper: exponential, CPU presets: cosine)."""
     lr_decay: float | None = None
-    """Per-epoch multiplicative LR decay; ``None`` = 0.993 (0.995 for 3dhp)."""
+    """Per-epoch multiplicative LR decay of the exponential schedule; ``None`` = 0.993 (0.995 for 3dhp)."""
+    warmup_steps: int | None = None
+    """Linear learning-rate warm-up over the first N steps; ``None`` = the preset's recipe."""
+    min_lr_ratio: float = 0.05
+    """End of the cosine schedule as a fraction of lr."""
     weight_decay: float = 0.1
     """AdamW weight decay."""
     grad_clip: float = 1.0
     """Max global gradient norm; 0 = no clipping."""
-    ema_decay: float = 0.0
-    """EMA of the weights per step (e.g. 0.999); 0 = off. Evaluation uses EMA weights when present."""
+    ema_decay: float | None = None
+    """EMA of the weights per step; ``None`` = 0.999; 0 = off. Validation, selection and evaluation use the
+    EMA weights when present."""
     amp: str = "auto"
     """Autocast: ``auto`` (bf16 on CUDA, off on CPU), ``none``, ``bf16``, ``fp16`` (with a grad scaler)."""
     device: str = "auto"
@@ -320,8 +342,13 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
         if min(self.save_every_steps, self.num_workers, self.val_every_steps) < 0:
             raise ValueError("TrainConfig: save_every_steps, val_every_steps, num_workers must be >= 0")
-        if not 0.0 <= self.ema_decay < 1.0:
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig: ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"TrainConfig: lr_schedule must be one of {LR_SCHEDULES}, "
+                             f"got {self.lr_schedule!r}")
+        if (self.warmup_steps is not None and self.warmup_steps < 0) or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError("TrainConfig: warmup_steps must be >= 0 and min_lr_ratio in [0, 1]")
         if self.budget_clock not in BUDGET_CLOCKS:
             raise ValueError(f"TrainConfig: budget_clock must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.budget_min is not None and self.budget_min <= 0:
@@ -344,14 +371,17 @@ class TrainConfig:
         return config_to_dict(self)
 
     def resolved(self) -> TrainConfig:
-        """Copy with every ``None`` default that depends on the dataset or model filled in."""
+        """Copy with every ``None`` default that depends on the dataset, model or preset filled in."""
         model_config = preset(self.preset, **self.model)  # validates preset and overrides
         frames = model_config.model.frames
-        lr, decay = PUBLISHED_LR["3dhp" if self.data.is_3dhp else "h36m"]
+        published_lr, published_decay = PUBLISHED_LR["3dhp" if self.data.is_3dhp else "h36m"]
+        recipe = {"lr": published_lr, "lr_decay": published_decay, **PRESET_RECIPES[self.preset]}
         data = dataclasses.replace(self.data.with_default_subjects(), stride=self.data.stride or frames)
+        filled = {name: recipe[name] for name in ("lr", "lr_decay", "lr_schedule", "warmup_steps")
+                  if getattr(self, name) is None}
         return dataclasses.replace(
-            self, data=data, lr=self.lr if self.lr is not None else lr,
-            lr_decay=self.lr_decay if self.lr_decay is not None else decay,
+            self, data=data, **filled,
+            ema_decay=DEFAULT_EMA_DECAY if self.ema_decay is None else self.ema_decay,
             batch_size=self.batch_size or max(1, round(PAPER_FRAMES_PER_BATCH / frames)),
         )
 

@@ -43,6 +43,8 @@ class Progress:
     """Global step when ``best`` was written."""
     selected_step: int | None = None
     """Global step of the last selection score (so the end of a budget is not scored twice)."""
+    schedule_fraction: float = 0.0
+    """Share of the run done, in [0, 1], as the cosine learning-rate schedule sees it (monotone)."""
 
 
 class RunLock:

@@ -17,6 +17,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -159,6 +160,7 @@ def _train(config: TrainConfig, run_dir: Path, step_callback: Callable[[int, flo
         state.model.train()
         for batch in logger.bar(loader, len(batches), progress.step_in_epoch, progress.epoch):
             seed = step_seed(config.seed, runtime.rank, progress.global_step)
+            state.set_lr(progress)
             loss = state.step(net, batch, generator, seed, progress.global_step)
             progress.global_step += 1
             progress.step_in_epoch += 1
@@ -167,7 +169,7 @@ def _train(config: TrainConfig, run_dir: Path, step_callback: Callable[[int, flo
             logger.step(progress, loss, state.lr)
             if step_callback is not None:
                 step_callback(progress.global_step, loss)
-            stopped = _should_stop(config, runtime, progress, start)
+            stopped = _budget_check(config, runtime, progress, start, len(batches))
             if (config.val_every_steps and progress.global_step % config.val_every_steps == 0
                     and progress.step_in_epoch < len(batches)):  # at an epoch end, _finish_epoch scores
                 _select(state, progress, logger, select_seqs, split, "step")
@@ -192,7 +194,7 @@ def check_resume(config: TrainConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         raise FileNotFoundError(f"{saved_path}: not found; --resume needs the run folder of a training run")
-    conflicts, overrides = resume_differences(config, load_config_yaml(TrainConfig, saved_path))
+    conflicts, overrides = resume_differences(config, load_config_yaml(TrainConfig, saved_path).resolved())
     if conflicts:
         raise ValueError(f"{run_dir}: --resume with settings that differ from its config.yaml: "
                          f"{', '.join(conflicts)} (drop these flags to continue the run as it was)")
@@ -224,24 +226,54 @@ def _budget_clock(config: TrainConfig) -> float:
     return time.process_time() if config.budget_clock == "cpu" else time.monotonic()
 
 
-def _should_stop(config: TrainConfig, runtime: Runtime, progress: Progress, start: float) -> bool:
-    """``max_steps`` reached, or the time budget spent (decided by rank 0, so every rank agrees)."""
-    if config.max_steps is not None and progress.global_step >= config.max_steps:
-        return True
-    if config.budget_min is None:
-        return False
+def _budget_check(config: TrainConfig, runtime: Runtime, progress: Progress, start: float,
+                  steps_per_epoch: int) -> bool:
+    """Advance ``progress.schedule_fraction``; True when ``max_steps`` or the time budget is reached.
+
+    The fraction of the run done is the largest of steps / max_steps, steps / (epochs x steps per epoch)
+    and spent / budget_min; it never decreases, so a continuation after the end trains at the final rate.
+    Rank 0 measures the time and broadcasts, so every rank uses the same learning rate and stops together.
+    """
+    fractions = [progress.global_step / (config.epochs * steps_per_epoch)]
+    if config.max_steps is not None:
+        fractions.append(progress.global_step / config.max_steps)
     spent = _budget_clock(config) - start
-    over = torch.tensor(float(spent > config.budget_min * 60), device=runtime.device)
+    if config.budget_min is not None:
+        fractions.append(spent / (config.budget_min * 60))
+    state = torch.tensor([max(fractions), float(config.budget_min is not None
+                                                 and spent > config.budget_min * 60)], device=runtime.device)
     if runtime.world_size > 1:
-        dist.broadcast(over, src=0)
-    return bool(over.item())
+        dist.broadcast(state, src=0)
+    progress.schedule_fraction = max(progress.schedule_fraction, min(1.0, float(state[0])))
+    steps_done = config.max_steps is not None and progress.global_step >= config.max_steps
+    return steps_done or bool(state[1].item())
+
+
+def learning_rate(config: TrainConfig, progress: Progress) -> float:
+    """lr x linear warm-up x (decay^epoch for ``exponential`` | cosine to min_lr_ratio for ``cosine``)."""
+    warmup = min(1.0, (progress.global_step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    if config.lr_schedule == "exponential":
+        return config.lr * warmup * config.lr_decay ** progress.epoch
+    r, f = config.min_lr_ratio, progress.schedule_fraction
+    return config.lr * warmup * (r + (1 - r) * 0.5 * (1 + math.cos(math.pi * f)))
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on every parameter except those the model names in ``no_weight_decay()``
+    (e.g. the energy regulator's map, whose few scalars decay would pin to zero)."""
+    exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    named = list(model.named_parameters())
+    unknown = exempt - {name for name, _ in named}
+    if unknown:
+        raise ValueError(f"no_weight_decay() names unknown parameters {sorted(unknown)}")
+    return [{"params": [p for n, p in named if n not in exempt], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if n in exempt], "weight_decay": 0.0}]
 
 
 def _finish_epoch(state: _TrainingState, progress: Progress, logger: RunLogger, select_seqs: list,
                   split: str, num_batches: int) -> None:
     """LR decay, then the epoch's selection score, ``best`` checkpoint and log row."""
     lr, train_loss = state.lr, progress.epoch_loss_sum / max(num_batches, 1)
-    state.scheduler.step()
     progress.epoch, progress.step_in_epoch, progress.epoch_loss_sum = progress.epoch + 1, 0, 0.0
     _select(state, progress, logger, select_seqs, split, "epoch", lr=lr, train_loss=train_loss)
 
@@ -272,8 +304,7 @@ class _TrainingState:
     def __init__(self, config: TrainConfig, runtime: Runtime, model: torch.nn.Module) -> None:
         self.config, self.runtime, self.model = config, runtime, model
         self.frames = model.config.model.frames
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
+        self.optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
         self.ema = ExponentialMovingAverage(model, config.ema_decay) if config.ema_decay > 0 else None
 
@@ -286,6 +317,11 @@ class _TrainingState:
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def set_lr(self, progress: Progress) -> None:
+        """Learning rate of the coming step: a pure function of the progress, so resume needs no state."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, progress)
 
     def wrapped(self) -> torch.nn.Module:
         """The loss module, inside DistributedDataParallel when several processes train."""
@@ -340,7 +376,7 @@ class _TrainingState:
         if self.runtime.is_main:
             state = None
             if with_training_state:
-                state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                state = {"optimizer": self.optimizer.state_dict(),
                          "scaler": self.scaler.state_dict(), "rng_torch": torch.get_rng_state()}
             save_checkpoint(path, self.model, run_config=self.config.to_dict(),
                             metadata=self._metadata(progress, split, path.name), training_state=state,
@@ -380,7 +416,6 @@ class _TrainingState:
         load_weights_into(self.model, checkpoint)
         state = checkpoint.training_state(self.runtime.device)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng_torch"].cpu())
         if self.ema is not None:

@@ -23,6 +23,7 @@ from posediffusion.config import (
     AGGREGATIONS,
     AMP_MODES,
     BUDGET_CLOCKS,
+    LR_SCHEDULES,
     PRESETS,
     ROOT_SOURCES,
     WEIGHT_CHOICES,
@@ -60,8 +61,8 @@ def csv_list(text: str) -> list[str]:
 
 #: Choices of fields whose valid values are a fixed vocabulary (validated again by the dataclass).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "preset": tuple(PRESETS), "amp": AMP_MODES, "budget_clock": BUDGET_CLOCKS, "weights": WEIGHT_CHOICES,
-    "aggregations": AGGREGATIONS, "root_sources": ROOT_SOURCES,
+    "preset": tuple(PRESETS), "amp": AMP_MODES, "lr_schedule": LR_SCHEDULES, "budget_clock": BUDGET_CLOCKS,
+    "weights": WEIGHT_CHOICES, "aggregations": AGGREGATIONS, "root_sources": ROOT_SOURCES,
 }
 
 

@@ -35,7 +35,8 @@ HELP = "train a PoseDiffusion+ model (CPU, one GPU, or many through torchrun)"
 MODEL_FLAGS = (Flag("preset"),)
 DATA_TRAIN_FLAGS = (Flag("flip", name="--no-flip-augment", dest="flip_augment"), Flag("val_fraction"))
 OPTIMISER_FLAGS = (
-    Flag("epochs", ("-e",)), Flag("lr", ("-lr",)), Flag("lr_decay", ("-lrd",)), Flag("weight_decay"),
+    Flag("epochs", ("-e",)), Flag("lr", ("-lr",)), Flag("lr_schedule"), Flag("lr_decay", ("-lrd",)),
+    Flag("warmup_steps"), Flag("min_lr_ratio"), Flag("weight_decay"),
     Flag("grad_clip"), Flag("ema_decay"), Flag("amp"), Flag("num_workers"),
 )
 CONTROL_FLAGS = (
