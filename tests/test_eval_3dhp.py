@@ -188,3 +188,44 @@ def test_cli(dataset, tmp_path, capsys):
     rc = main(["eval-3dhp", "--gt-dir", str(gt_dir), "--predictions", str(tmp_path / "missing.npz"),
                "--out", str(out)])
     assert rc == 2 and "missing.npz" in capsys.readouterr().err
+
+
+def test_no_valid_frame_is_an_error_not_nan(tmp_path):
+    rng = np.random.default_rng(3)
+    gt = _absolute_gt(rng, 3)
+    _write_sequence(tmp_path, "TS2", gt, valid=[0, 0, 0], activity=[1, 1, 1])
+    ann = eval_3dhp.load_test_annotations(tmp_path)
+    with pytest.raises(ValueError, match=r"no valid frame to score.*\['TS2'\]"):
+        eval_3dhp.evaluate_predictions(ann, {"TS2": gt - gt[:, ROOT : ROOT + 1]})
+
+
+def test_implausible_units_and_bad_arrays(dataset, tmp_path, capsys):
+    gt_dir, predictions = dataset
+    mm = {k: v for k, v in predictions.items()}
+    assert 100 < eval_3dhp.pose_extent_mm(mm) < 5000
+    eval_3dhp.check_unit(mm, "mm", "pred.npz")  # plausible
+    with pytest.raises(ValueError, match="pred.npz: with --unit m the poses reach a median .* m .*--unit mm"):
+        eval_3dhp.check_unit({k: v * 1000 for k, v in mm.items()}, "m", "pred.npz")
+    with pytest.raises(ValueError, match="pred.npz: with --unit mm .* mm from the pelvis.*--unit m\\)"):
+        eval_3dhp.check_unit({k: v / 1000 for k, v in mm.items()}, "mm", "pred.npz")
+    eval_3dhp.check_unit({"TS1": np.zeros((3, 17, 3))}, "mm", "zeros")  # all zero is not a unit mistake
+    with pytest.raises(ValueError, match="TS1: prediction must be a numeric"):
+        eval_3dhp.check_prediction_array("TS1", np.array(["a", "b"]))
+    with pytest.raises(ValueError, match=r"TS1: prediction must be \(F, 17, 3\)"):
+        eval_3dhp.predictions_from_h36m({"TS1": np.zeros((3, 16, 3))})
+    # through the CLI: millimetre data scored as metres is refused before anything is written
+    np.savez(tmp_path / "pred.npz", **mm)
+    out = tmp_path / "scores"
+    assert main(["eval-3dhp", "--gt-dir", str(gt_dir), "--predictions", str(tmp_path / "pred.npz"),
+                 "--out", str(out), "--unit", "m"]) == 2
+    assert "--unit mm" in capsys.readouterr().err and not out.exists()
+
+
+def test_report_files_are_written_together(dataset, tmp_path):
+    gt_dir, predictions = dataset
+    res = eval_3dhp.evaluate_predictions(eval_3dhp.load_test_annotations(gt_dir), predictions)
+    out = tmp_path / "report"
+    (out / "summary.json").mkdir(parents=True)  # the third file cannot be written
+    with pytest.raises(ValueError, match="summary.json: is a folder"):
+        eval_3dhp.write_report(res, out)
+    assert [p.name for p in out.iterdir()] == ["summary.json"]  # neither CSV, no temporary file

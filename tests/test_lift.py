@@ -160,3 +160,42 @@ def test_unknown_format_writes_nothing(tmp_path, tiny_checkpoint, capsys):
                  str(tiny_checkpoint)])
     assert code == 2 and not out.exists()
     assert "format" in capsys.readouterr().err
+
+
+def test_outputs_are_all_or_nothing(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    import posediffusion.render
+
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, _track(12), (1000, 1000))
+    (tmp_path / "out.npz").write_bytes(b"previous result")
+
+    def broken_render(*args, **kwargs):  # fails after the npz, json and csv were written
+        raise ValueError("render failed")
+
+    monkeypatch.setattr(posediffusion.render, "render_animation", broken_render)
+    code = main(["lift", str(src), "--out", str(tmp_path / "out.npz"), "--json", str(tmp_path / "o.json"),
+                 "--csv", str(tmp_path / "o.csv"), "--render", str(tmp_path / "o.gif"),
+                 "--checkpoint", str(tiny_checkpoint), "--hypotheses", "1", "--steps", "1"])
+    assert code == 2 and "render failed" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kp.npz", "out.npz"]  # no new or temporary file
+    assert (tmp_path / "out.npz").read_bytes() == b"previous result"  # the old output is untouched
+
+
+def test_lift_keypoints_refuses_implausible_pixels(tiny_model):
+    track = _track(6)
+    with pytest.raises(ValueError, match="image size 10x10 cannot hold the keypoints"):
+        lift_keypoints(track, (10, 10), tiny_model)
+    wild = track.copy()
+    wild[3, 13] = [1e9, 500.0]
+    with pytest.raises(ValueError, match="1 keypoint.*more than one image size outside.*frame 3, joint LWr"):
+        lift_keypoints(wild, (1000, 1000), tiny_model)
+    with pytest.raises(ValueError, match="whole numbers"):
+        lift_keypoints(track, (1000.5, 1000), tiny_model)
+
+
+def test_device_is_checked_before_the_input_is_read(tmp_path):
+    with pytest.raises(ValueError, match="--device 'banana'"):
+        lift_file(tmp_path / "missing.npz", device="banana")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device 'cuda:0': CUDA is not available"):
+            lift_file(tmp_path / "missing.npz", device="cuda:0")

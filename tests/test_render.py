@@ -133,3 +133,29 @@ def test_side_colours_and_fixed_axes():
         assert limits[1][1] >= 2.0  # depth axis covers z = 2 m from the first frame on
     finally:
         scene.close()
+
+
+def test_prediction_fps_image_size_and_output_targets_are_checked(tmp_path, capsys):
+    import os
+
+    pose = np.zeros((3, 17, 3), np.float32)
+    base = {"keypoints_2d": np.full((3, 17, 2), 10.0, np.float32), "pose_3d": pose,
+            "image_size": np.array([100, 100])}
+    for name, extra, message in (("fps.npz", {"fps": np.float32(-5)}, "'fps' must be one positive number"),
+                                 ("size.npz", {"image_size": np.array([100.5, 100])}, "'image_size' must be"),
+                                 ("str.npz", {"uncertainty": np.full((3, 17), "a")}, "must hold real")):
+        np.savez(tmp_path / name, **{**base, **extra})
+        with pytest.raises(ValueError, match=f"{name}: .*{message}"):
+            load_prediction(tmp_path / name)
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.npz: cannot read npz"):
+        load_prediction(tmp_path / "empty.npz")
+    os.mkfifo(tmp_path / "fifo.gif")
+    with pytest.raises(ValueError, match="fifo.gif: is not a regular file"):
+        render_animation(base["keypoints_2d"], pose, tmp_path / "fifo.gif")
+    np.savez(tmp_path / "ok.npz", **base)
+    for flags, message in ((["--fps", "inf"], "--fps inf"), (["--stride", "0"], "--stride 0"),
+                           (["--max-frames", "0"], "--max-frames 0")):
+        assert main(["render", str(tmp_path / "ok.npz"), "--out", str(tmp_path / "o.gif"), *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.gif").exists()

@@ -13,6 +13,7 @@ Shapes: N frames of a sequence, 17 joints in 3DHP order (``skeleton.MPI_INF_3DHP
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from posediffusion.io_utils import write_text_atomic
+from posediffusion.io_utils import atomic_path
 from posediffusion.metrics import PCK_JOINTS_3DHP, PCK_THRESHOLD_MM, auc_of_errors, pck_of_errors
 from posediffusion.skeleton import H36M_TO_MPI, MPI_INF_3DHP_17, root_relative
 
@@ -155,8 +156,48 @@ def predictions_from_h36m(predictions: Mapping[str, np.ndarray], unit: str = "m"
     if unit not in ("m", "mm"):
         raise ValueError(f"unit must be 'm' or 'mm', got {unit!r}")
     factor = 1000.0 if unit == "m" else 1.0
-    return {name: np.asarray(p, dtype=np.float64)[..., list(H36M_TO_MPI), :] * factor
+    return {name: check_prediction_array(name, p)[..., list(H36M_TO_MPI), :] * factor
             for name, p in predictions.items()}
+
+
+def check_prediction_array(name: str, prediction: Any) -> np.ndarray:
+    """``prediction`` as float64 (F, 17, 3); ``ValueError`` naming the sequence for another type or shape."""
+    array = np.asarray(prediction)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{name}: prediction must be a numeric (F, 17, 3) array, got dtype {array.dtype}")
+    if array.ndim != 3 or array.shape[1:] != (17, 3):
+        raise ValueError(f"{name}: prediction must be (F, 17, 3) (17 joints, xyz), got {array.shape}")
+    return array.astype(np.float64)
+
+
+#: Plausible median pose extent (largest joint distance from the pelvis), mm: people are not 5 m tall
+#: around their pelvis, nor 10 mm.
+PLAUSIBLE_EXTENT_MM = (10.0, 5000.0)
+
+
+def pose_extent_mm(predictions: Mapping[str, np.ndarray]) -> float:
+    """Median over the frames of the largest joint distance from the pelvis (3DHP order, mm; frames with
+    NaN ignored); 0 without frames."""
+    extents = np.concatenate([np.linalg.norm(p - p[:, ROOT_3DHP : ROOT_3DHP + 1], axis=-1).max(-1)
+                              for p in predictions.values()] or [np.zeros(0)])
+    extents = extents[np.isfinite(extents)]  # NaN is allowed on frames that are not scored
+    return float(np.median(extents)) if len(extents) else 0.0
+
+
+def check_unit(predictions: Mapping[str, np.ndarray], unit: str, source: str) -> None:
+    """``ValueError`` when predictions converted to mm with ``unit`` have an implausible size for people.
+
+    ``--unit m`` on millimetre data gives poses kilometres across; ``--unit mm`` on metre data gives poses
+    of about a millimetre. All-zero predictions pass (they score, badly, but they are not a unit mistake).
+    """
+    extent = pose_extent_mm(predictions)
+    low, high = PLAUSIBLE_EXTENT_MM
+    if extent > high:
+        raise ValueError(f"{source}: with --unit {unit} the poses reach a median {extent / 1000:.3g} m from "
+                         f"the pelvis, not a person's size; are they millimetres (--unit mm)?")
+    if 0.0 < extent < low:
+        raise ValueError(f"{source}: with --unit {unit} the poses reach a median {extent:.3g} mm from the "
+                         f"pelvis, not a person's size; are they metres (--unit m)?")
 
 
 def _frame_errors(seq: TestSequence, prediction: np.ndarray, annot_key: str) -> np.ndarray:
@@ -219,6 +260,8 @@ def evaluate_predictions(annotations: Mapping[str, TestSequence], predictions: M
     unknown = [name for name in predictions if name not in annotations]
     if unknown:
         raise ValueError(f"predictions for sequence(s) {unknown} that have no annotations")
+    if not any(seq.valid.any() for seq in annotations.values()):
+        raise ValueError(f"no valid frame to score: valid_frame is 0 in every frame of {sorted(annotations)}")
     errors = {name: _frame_errors(seq, predictions[name], annot_key) for name, seq in annotations.items()}
     activity = {name: seq.activity[seq.valid] for name, seq in annotations.items()}
     pooled_errors = np.concatenate(list(errors.values()))
@@ -252,8 +295,8 @@ def _table_csv(rows: list[ScoreRow]) -> str:
 def write_report(result: Evaluation3DHP, out_dir: str | Path) -> dict[str, Path]:
     """Write ``sequencewise.csv``, ``activitywise.csv`` (each ending with the "All" row) and ``summary.json``.
 
-    Every file is written atomically. NaN (empty activity) is "nan" in the CSVs and null in the JSON.
-    Returns: file kind -> path.
+    The three files are written together (temporary files renamed only once all are complete). NaN (empty
+    activity) is "nan" in the CSVs and null in the JSON. Returns: file kind -> path.
     """
     out_dir = Path(out_dir)
     paths = {"sequencewise": out_dir / "sequencewise.csv", "activitywise": out_dir / "activitywise.csv",
@@ -265,9 +308,12 @@ def write_report(result: Evaluation3DHP, out_dir: str | Path) -> dict[str, Path]
         "all": result.all.summary(),
         "mean_of_sequences": {k: _json_number(v) for k, v in result.mean_of_sequences.items()},
     }
-    write_text_atomic(paths["sequencewise"], _table_csv([*result.sequences.values(), result.all]))
-    write_text_atomic(paths["activitywise"], _table_csv([*result.activities.values(), result.all]))
-    write_text_atomic(paths["summary"], json.dumps(summary, indent=2) + "\n")
+    texts = {"sequencewise": _table_csv([*result.sequences.values(), result.all]),
+             "activitywise": _table_csv([*result.activities.values(), result.all]),
+             "summary": json.dumps(summary, indent=2) + "\n"}
+    with contextlib.ExitStack() as stack:
+        for kind, path in paths.items():
+            stack.enter_context(atomic_path(path)).write_text(texts[kind])
     log.info("wrote 3DHP report to %s", out_dir)
     return paths
 

@@ -17,6 +17,7 @@ choosing joints independently per frame jitters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,12 +32,13 @@ import torch
 from posediffusion.aggregate import estimate_label, hypothesis_spread, joint_aggregate, pose_aggregate
 from posediffusion.camera import normalize_screen
 from posediffusion.checkpoint import load_model
-from posediffusion.data.keypoints import load_keypoints
+from posediffusion.data.keypoints import check_image_size, load_keypoints
 from posediffusion.data.windows import window_starts
 from posediffusion.inference import sample_sequences
-from posediffusion.io_utils import save_npz_atomic, write_text_atomic
+from posediffusion.io_utils import atomic_path, check_output_folder, save_npz_atomic, write_text_atomic
 from posediffusion.metrics import mpjpe, p_mpjpe
 from posediffusion.render import render_animation
+from posediffusion.runtime import resolve_device
 from posediffusion.skeleton import H36M_17, root_relative
 
 log = logging.getLogger(__name__)
@@ -124,17 +126,28 @@ def _json(obj: Any) -> str:
 
 
 def _check_track(pixels: np.ndarray, image_size: tuple[int, int], frames: int) -> None:
+    """Shape, finiteness and plausibility of a pixel track: most points inside the image, none more than
+    one image size outside it (``load_keypoints`` treats those as missing; arrays given here must too)."""
     if pixels.ndim != 3 or pixels.shape[1:] != (17, 2):
         raise ValueError(f"keypoints must be (F, 17, 2) pixels in Human3.6M order, got {pixels.shape}")
     if len(pixels) < 2:
         raise ValueError(f"need at least 2 frames to lift, got {len(pixels)}")
     if not np.isfinite(pixels).all():
         raise ValueError("keypoints contain NaN or infinite values; fill gaps first (load_keypoints does)")
-    w, h = image_size
-    if w <= 0 or h <= 0:
-        raise ValueError(f"image size must be positive, got {image_size}")
     if np.abs(pixels).max() == 0:
         raise ValueError("keypoints are all zero")
+    w, h = image_size
+    u, v = pixels[..., 0], pixels[..., 1]
+    outside = ~((u >= 0) & (u <= w) & (v >= 0) & (v <= h))
+    if outside.mean() > 0.5:
+        raise ValueError(f"image size {w}x{h} cannot hold the keypoints: {100.0 * outside.mean():.0f}% of "
+                         f"them lie outside it (coordinates up to {float(np.abs(pixels).max()):.4g} px)")
+    far = (u < -w) | (u > 2 * w) | (v < -h) | (v > 2 * h)
+    if far.any():
+        f, j = np.argwhere(far)[0]
+        raise ValueError(f"{int(far.sum())} keypoint(s) lie more than one image size outside the {w}x{h} "
+                         f"image (first: frame {f}, joint {H36M_17.joints[j]}); mark them missing (NaN) "
+                         "and fill them (load_keypoints does)")
     log.debug("lifting %d frames in %d-frame windows", len(pixels), frames)
 
 
@@ -176,9 +189,9 @@ def lift_keypoints(
     aggregation = canonical_aggregation(aggregation)
     pixels = np.asarray(keypoints, dtype=np.float32)
     frames = model.config.model.frames
+    image_size = check_image_size(image_size, "image_size")
     _check_track(pixels, image_size, frames)
     stride = max(frames // 2, 1) if stride is None else stride
-    image_size = (int(image_size[0]), int(image_size[1]))
     normalised = normalize_screen(pixels, *image_size).astype(np.float32)  # (F, 17, 2)
     [(_, merged)] = list(sample_sequences(
         model, [normalised], hypotheses=hypotheses, steps=steps, flip=flip,
@@ -230,16 +243,19 @@ def lift_file(
 ) -> LiftResult:
     """Read a keypoint file (any supported format), lift it, and return the result.
 
-    ``checkpoint=None`` uses the bundled CPU model. ``options`` go to :func:`lift_keypoints`.
+    ``checkpoint=None`` uses the bundled CPU model. ``options`` go to :func:`lift_keypoints`. The device is
+    checked before the file is read.
     """
+    resolve_device(device)
     track = load_keypoints(path, format=format, image_size=image_size, min_confidence=min_confidence,
                            person=person)
     model, source = load_lifter(checkpoint, device=device)
     result = lift_keypoints(track.pixels, track.image_size, model, **options)
     result.filled = track.filled
-    result.fps = float(track.fps or 50.0)
+    result.fps = track.fps if track.fps is not None else 50.0
     result.settings.update({"checkpoint": source, "input": str(path), "format": track.source_format,
-                            "filled_joints": int(track.filled.sum())})
+                            "filled_joints": int(track.filled.sum()),
+                            "far_outside_joints": track.far_outside})
     return result
 
 
@@ -249,12 +265,17 @@ def bundled_checkpoint() -> Path:
 
 
 def load_lifter(checkpoint: str | Path | None, device: str = "cpu") -> tuple[torch.nn.Module, str]:
-    """Load a model for lifting: a checkpoint path, or the bundled model when ``None``."""
+    """Load a model for lifting: a checkpoint path, or the bundled model when ``None``.
+
+    ``device`` as :func:`posediffusion.runtime.resolve_device` takes it (``cpu``, ``cuda``, ``cuda:N``,
+    ``auto``); an unknown or unavailable device is a ``ValueError`` naming ``--device``.
+    """
+    torch_device = resolve_device(device)
     path = bundled_checkpoint() if checkpoint is None else Path(checkpoint)
     if not path.exists():
         hint = " (the bundled model is missing from this install)" if checkpoint is None else ""
         raise FileNotFoundError(f"checkpoint not found: {path}{hint}")
-    model, _ = load_model(path, device=device)
+    model, _ = load_model(path, device=torch_device)
     return model, str(path)
 
 
@@ -264,12 +285,16 @@ def bundled_sample() -> Path:
 
 
 def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int = 5, steps: int = 5,
-         render: bool = True, render_frames: int = 100) -> dict[str, Any]:
-    """Lift the bundled sample, score it against its ground truth, write npz (+ gif); return a report."""
+         render: bool = True, render_frames: int = 100, device: str = "cpu") -> dict[str, Any]:
+    """Lift the bundled sample, score it against its ground truth, write npz (+ gif); return a report.
+
+    ``out_dir`` is checked before anything runs; the npz and the gif are written together or not at all.
+    """
+    out_dir = check_output_folder(out_dir, flag="--out")
     sample = np.load(bundled_sample())
     gt = sample["ground_truth"]
     image_size = (int(sample["image_size"][0]), int(sample["image_size"][1]))
-    model, source = load_lifter(checkpoint)
+    model, source = load_lifter(checkpoint, device=device)
     result = lift_keypoints(sample["keypoints"], image_size, model, hypotheses=hypotheses, steps=steps,
                             seed=0)
     metrics = {f"{label}, H={hypotheses}": {"mpjpe": 1000 * mpjpe(pose, gt),
@@ -277,12 +302,13 @@ def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int
                for label, pose in result.alternatives.items()}
     result.fps = float(sample["fps"])
     result.settings.update({"checkpoint": source, "input": "bundled sample"})
-    out_dir = Path(out_dir)
-    written = [result.save(out_dir / "demo_prediction.npz", ground_truth=gt)]
-    if render:
-        written.append(render_animation(result.keypoints_2d, result.pose_3d, out_dir / "demo.gif",
-                                        ground_truth=gt, uncertainty=result.uncertainty, fps=result.fps,
-                                        image_size=image_size, title="posediffusion demo (held-out CMU)",
-                                        stride=2, max_frames=render_frames))
+    written = [out_dir / "demo_prediction.npz"] + ([out_dir / "demo.gif"] if render else [])
+    with contextlib.ExitStack() as stack:
+        tmp = [stack.enter_context(atomic_path(path, flag="--out")) for path in written]
+        result.save(tmp[0], ground_truth=gt)
+        if render:
+            render_animation(result.keypoints_2d, result.pose_3d, tmp[1], ground_truth=gt,
+                             uncertainty=result.uncertainty, fps=result.fps, image_size=image_size,
+                             title="posediffusion demo (held-out CMU)", stride=2, max_frames=render_frames)
     return {"description": str(sample["description"]), "frames": len(gt), "hypotheses": hypotheses,
             "steps": steps, "model": source, "metrics_mm": metrics, "written": written}

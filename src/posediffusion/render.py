@@ -12,13 +12,14 @@ Colours: left side blue, right side red, centre black.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from posediffusion.io_utils import atomic_path
+from posediffusion.io_utils import atomic_path, read_npz
 from posediffusion.skeleton import H36M_17, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def render_animation(
         keypoints_2d: (F, J, 2) pixels (when ``image_size`` is given) or normalised screen coordinates.
         prediction: (F, J, 3) metres, root-relative, camera frame (x right, y down, z forward).
         out_path: destination; the suffix picks the container (.gif via Pillow, .mp4 via imageio-ffmpeg).
+            A new path or a regular file (replaced); a symlink writes to its target; folders, devices
+            and FIFOs are refused (``io_utils.check_output_path``).
         ground_truth: optional (F, J, 3) metres, drawn as a third panel.
         uncertainty: optional (F, J) metres per joint, drawn as marker size and colour in the prediction.
         fps: frame rate of the input; the output plays at ``fps / stride`` so time runs at real speed.
@@ -85,13 +88,10 @@ def load_prediction(path: str | Path) -> dict[str, np.ndarray]:
     Raises ``FileNotFoundError``/``ValueError`` naming the file and the problem.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such prediction file")
-    try:
-        with np.load(path) as npz:
-            data = {k: np.asarray(npz[k]) for k in PREDICTION_KEYS if k in npz}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read npz ({err})") from err
+    npz = read_npz(path, what="prediction", hint="npz")
+    data = {k: np.asarray(npz[k]) for k in PREDICTION_KEYS if k in npz}
     missing = [k for k in ("keypoints_2d", "image_size", "pose_3d") if k not in data]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}; "
@@ -106,8 +106,15 @@ def load_prediction(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: 'hypotheses' must have shape (H, {n}, 17, 3), "
                          f"got {data['hypotheses'].shape}")
     for key, value in data.items():
+        if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
+            raise ValueError(f"{path}: '{key}' must hold real numbers, got dtype {value.dtype}")
         if not np.isfinite(value.astype(np.float64)).all():
             raise ValueError(f"{path}: '{key}' contains NaN or infinite values")
+    if "fps" in data and not (data["fps"].size == 1 and float(data["fps"].reshape(-1)[0]) > 0):
+        raise ValueError(f"{path}: 'fps' must be one positive number, got {data['fps'].tolist()}")
+    size = data["image_size"]
+    if not ((size > 0).all() and (size == np.round(size)).all()):
+        raise ValueError(f"{path}: 'image_size' must be two positive whole numbers, got {size.tolist()}")
     return data
 
 
@@ -119,7 +126,7 @@ def _frame_indices(out_path: Path, num_frames: int, max_frames: int | None, stri
     """Validate the output options -> indices of the frames to render."""
     if out_path.suffix.lower() not in (".gif", ".mp4"):
         raise ValueError(f"{out_path}: output must end in .gif or .mp4")
-    if stride < 1 or (max_frames is not None and max_frames < 1) or not fps > 0:
+    if stride < 1 or (max_frames is not None and max_frames < 1) or not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"{out_path}: need stride >= 1, max_frames >= 1 and fps > 0 "
                          f"(got {stride}, {max_frames}, {fps})")
     return np.arange(0, num_frames, stride)[:max_frames]

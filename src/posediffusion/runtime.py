@@ -32,16 +32,28 @@ class Runtime:
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto``/``cpu``/``cuda``/``cuda:N``/``cuda:0,1`` -> the device of this (local) process."""
+    """``auto``/``cpu``/``cuda``/``cuda:N``/``cuda:0,1`` -> the device of this (local) process.
+
+    ``ValueError`` naming ``--device`` for an unknown spelling, CUDA requested where it is not available, or
+    a GPU index this machine does not have.
+    """
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cpu":
         return torch.device("cpu")
-    if not spec.startswith("cuda"):
-        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or cuda:N,M,..., got {spec!r}")
+    kind, _, index_text = str(spec).partition(":")
+    try:
+        ids = [int(i) for i in index_text.split(",") if i.strip()] if index_text else []
+    except ValueError:
+        ids = [-1]
+    if kind != "cuda" or (index_text and not ids) or any(i < 0 for i in ids):
+        raise ValueError(f"--device {spec!r}: must be auto, cpu, cuda, cuda:N or cuda:N,M,...")
     if not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} requested but CUDA is not available")
-    ids = [int(i) for i in spec.partition(":")[2].split(",") if i] or list(range(torch.cuda.device_count()))
+        raise ValueError(f"--device {spec!r}: CUDA is not available on this machine (use --device cpu)")
+    count = torch.cuda.device_count()
+    ids = ids or list(range(count))
+    if max(ids) >= count:
+        raise ValueError(f"--device {spec!r}: this machine has {count} GPU(s), cuda:0..cuda:{count - 1}")
     if len(ids) > 1 and "LOCAL_RANK" not in os.environ:
         log.warning("several GPUs %s given without torchrun: using cuda:%d only "
                     "(launch with torchrun --nproc_per_node=%d to use all)", ids, ids[0], len(ids))

@@ -341,3 +341,124 @@ def test_fill_missing_hand_values():
     valid = np.array([[False], [False], [True], [False], [True], [False]])
     out = fill_missing(pixels, valid)
     np.testing.assert_allclose(out[:, 0], [[4, 8], [4, 8], [4, 8], [7, 14], [10, 20], [10, 20]])
+
+
+# ---- bounded and plausible input (frame numbers, coordinates, image size, fps, person) -----------------
+
+
+def _long_csv(path: Path, frames: list, pixels: np.ndarray) -> Path:
+    rows = ["frame,joint,x,y"] + [f"{fr},{j},{pixels[k, j, 0]},{pixels[k, j, 1]}"
+                                  for k, fr in enumerate(frames) for j in range(17)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_sparse_csv_frames_keep_their_order_without_the_gap(tmp_path, caplog):
+    pixels = source_points(3, 17)
+    for frames in ([0, 2_000_000, 5], [0, "1e12", 7], [-3, 0, 2_000_000]):
+        kp = load_keypoints(_long_csv(tmp_path / "s.csv", frames, pixels), image_size=(640, 640))
+        order = np.argsort([float(f) for f in frames])
+        np.testing.assert_allclose(kp.pixels, pixels[order], atol=1e-3)  # 3 frames, sorted, no gap
+    assert "sparse" in caplog.text
+    dense = load_keypoints(_long_csv(tmp_path / "d.csv", [0, 2, 3], pixels), image_size=(640, 640))
+    assert dense.num_frames == 4 and dense.filled[1].all()  # a small gap is kept as a missing frame
+    for bad in ("inf", "nan", "1.5", "1e300"):
+        with pytest.raises(ValueError, match=rf"s.csv: frame number {bad if bad != '1e300' else '1e'}"):
+            load_keypoints(_long_csv(tmp_path / "s.csv", [0, bad, 2], pixels), image_size=(640, 640))
+
+
+def test_points_far_outside_the_image_are_missing_and_counted(tmp_path, caplog):
+    pixels = source_points(6, 17)
+    pixels[2, 13] = [1e9, 300.0]  # far right
+    pixels[4, 3] = [100.0, -700.0]  # more than one image height above
+    pixels[1, 5] = [-600.0, 100.0]  # outside, but within one image width of the border: kept
+    save_keypoints_npz(tmp_path / "far.npz", pixels, (640, 640))
+    kp = load_keypoints(tmp_path / "far.npz")
+    assert kp.far_outside == 2 and kp.filled[2, 13] and kp.filled[4, 3] and kp.filled.sum() == 2
+    np.testing.assert_allclose(kp.pixels[2, 13], (pixels[1, 13] + pixels[3, 13]) / 2, atol=1e-3)
+    np.testing.assert_allclose(kp.pixels[1, 5], [-600.0, 100.0])
+    assert "2 joint position(s) lie more than one image size outside" in caplog.text
+
+
+def test_an_image_size_that_cannot_hold_the_keypoints_is_an_error(tmp_path):
+    pixels = source_points(4, 17)  # 50 .. 600 px
+    save_keypoints_npz(tmp_path / "kp.npz", pixels, (640, 640))
+    with pytest.raises(ValueError, match=r"kp.npz: --image-size 1 1 cannot hold the keypoints: 100%"):
+        load_keypoints(tmp_path / "kp.npz", image_size=(1, 1))
+    save_keypoints_npz(tmp_path / "big.npz", pixels * 1e6, (640, 640))
+    with pytest.raises(ValueError, match="big.npz: image_size 640 640 stored in the file cannot hold"):
+        load_keypoints(tmp_path / "big.npz")
+    np.savez(tmp_path / "e40.npz", keypoints=np.full((4, 17, 2), 1e40), image_size=np.array([640, 640]))
+    with pytest.raises(ValueError, match="e40.npz: .*cannot hold"):
+        load_keypoints(tmp_path / "e40.npz")
+
+
+@pytest.mark.parametrize(("given", "stored", "message"), [
+    ((1920.5, 1080), (1000, 1000), r"--image-size 1920.5 1080: .*two positive whole numbers"),
+    (None, (1920.5, 1080.0), r"f.npz: image_size 1920.5 1080.0: .*whole numbers"),
+    ((0, 1080), None, r"--image-size 0 1080"),
+    ((float("nan"), 1080), None, r"--image-size nan 1080"),
+    ((1e9, 1080), None, r"at most 100000 px"),
+    ((640,), None, r"--image-size 640:"),
+])
+def test_image_size_must_be_whole_positive_numbers(tmp_path, given, stored, message):
+    arrays = {"keypoints": source_points(4, 17)}
+    if stored is not None:
+        arrays["image_size"] = np.array(stored)
+    np.savez(tmp_path / "f.npz", **arrays)
+    with pytest.raises(ValueError, match=message):
+        load_keypoints(tmp_path / "f.npz", image_size=given)
+
+
+def test_npz_without_image_size_takes_the_given_one(tmp_path):
+    np.savez(tmp_path / "f.npz", keypoints=source_points(4, 17))
+    assert load_keypoints(tmp_path / "f.npz", image_size=(640.0, 640)).image_size == (640, 640)
+    with pytest.raises(ValueError, match="f.npz: the image size is not stored"):
+        load_keypoints(tmp_path / "f.npz")
+
+
+@pytest.mark.parametrize("fps", [0.0, -5.0, np.nan, np.inf, "fast", [25.0, 30.0]])
+def test_fps_must_be_finite_and_positive(tmp_path, fps):
+    np.savez(tmp_path / "f.npz", keypoints=source_points(4, 17), image_size=np.array([640, 640]),
+             fps=np.asarray(fps))
+    with pytest.raises(ValueError, match="f.npz: fps .* must be a finite positive number"):
+        load_keypoints(tmp_path / "f.npz")
+    path = tmp_path / "m.json"
+    frames = [[{"x": 0.5, "y": 0.5, "visibility": 0.9}] * 33] * 3
+    path.write_text(json.dumps({"image_size": [640, 480], "fps": -5, "frames": frames}))
+    with pytest.raises(ValueError, match="m.json: fps -5.0"):
+        load_keypoints(path)
+
+
+def test_person_index_that_no_frame_has(tmp_path):
+    pts = source_points(3, 17)
+    path = write_mmpose_predictions(tmp_path / "p.json", pts, pts)  # frame 1 has two people
+    with pytest.raises(ValueError, match=r"p.json: --person 5: no such person; the file has at most 2 "
+                                         r"person\(s\) per frame \(indices 0..1\)"):
+        load_keypoints(path, image_size=(640, 640), person=5)
+    with pytest.raises(ValueError, match="--person -1: no such person"):
+        load_keypoints(path, image_size=(640, 640), person=-1)
+
+
+def test_broken_npz_and_wrong_format_are_one_clear_error(tmp_path):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.npz: cannot read keypoint npz"):
+        load_keypoints(tmp_path / "empty.npz", image_size=(640, 640))
+    save_keypoints_npz(tmp_path / "kp.npz", source_points(3, 17), (640, 640))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "kp.npz").read_bytes()[:-40])
+    with pytest.raises(ValueError, match="cut.npz: cannot read keypoint npz"):
+        load_keypoints(tmp_path / "cut.npz")
+    path = write_coco_results(tmp_path / "coco.json", source_points(3, 17), [0, 1, 2])
+    with pytest.raises(ValueError, match="coco.json: malformed mediapipe file"):
+        load_keypoints(path, format="mediapipe", image_size=(640, 640))
+    (tmp_path / "nul.csv").write_bytes(b"frame,joint,x,y\n0,0,1\x00,2\n")
+    with pytest.raises(ValueError, match="nul.csv"):
+        load_keypoints(tmp_path / "nul.csv", image_size=(640, 640))
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(ValueError, match="pipe.csv: not a regular file"):
+        load_keypoints(tmp_path / "pipe.csv", image_size=(640, 640))

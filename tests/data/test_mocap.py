@@ -343,3 +343,35 @@ def test_real_motions(tmp_path):
                 expected = _project_independently(world, raw["subjects"][subject][cam_id])
                 assert np.abs(view - expected).max() < 1e-3
             assert result.placements[motion].frames_in_view >= 0.95 * len(world)
+
+
+def test_units_are_checked_against_bone_lengths(tmp_path):
+    motions = {"walk_01": _synthetic_motions()["walk_01"]}
+    metres = _write(tmp_path / "metres.npz", **{k: v / 1000.0 for k, v in motions.items()})
+    with pytest.raises(ValueError, match=r"metres.npz: motion 'walk_01': median thigh \(hip-knee\) length "
+                                         r"0.42 mm with --unit mm; the numbers look like metres: pass "
+                                         r"--unit m"):
+        mocap.load_mocap(metres)
+    as_mm, _ = mocap.load_mocap(_write(tmp_path / "mm.npz", **motions))
+    from_m, _ = mocap.load_mocap(metres, unit="m")
+    np.testing.assert_allclose(from_m["walk_01"], as_mm["walk_01"], rtol=1e-6)
+    with pytest.raises(ValueError, match="mm.npz: .*420 m with --unit m; the numbers look like millimetres: "
+                                         "pass --unit mm"):
+        mocap.load_mocap(tmp_path / "mm.npz", unit="m")
+    tiny = _write(tmp_path / "tiny.npz", a=motions["walk_01"] / 1e6)
+    with pytest.raises(ValueError, match="not a person's size"):
+        mocap.load_mocap(tiny)
+    with pytest.raises(ValueError, match="--unit 'cm'"):
+        mocap.load_mocap(metres, unit="cm")
+
+
+def test_cli_unit_flag_and_seed(tmp_path, capsys):
+    metres = _write(tmp_path / "m.npz", **{k: v / 1000.0 for k, v in _synthetic_motions().items()})
+    out = tmp_path / "out"
+    assert main(["prepare", "mocap", "--input", str(metres), "--out", str(out), "--motions", "walk_01"]) == 2
+    assert "pass --unit m" in capsys.readouterr().err and not out.exists()
+    assert main(["prepare", "mocap", "--input", str(metres), "--out", str(out), "--motions", "walk_01",
+                 "--unit", "m"]) == 0
+    assert (out / "data_3d_cmu.npz").is_file()
+    with pytest.raises(ValueError, match="--seed -1"):
+        mocap.prepare_mocap(metres, CAMERAS, tmp_path / "o2", seed=-1, unit="m")

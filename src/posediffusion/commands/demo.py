@@ -18,14 +18,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames in the gif (every 2nd frame of the clip; default 100)")
     parser.add_argument("--checkpoint", default=None,
                         help="use another checkpoint instead of the bundled one")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
     from posediffusion.lift import demo
 
+    for flag, value in (("--hypotheses", args.hypotheses), ("--steps", args.steps),
+                        ("--render-frames", args.render_frames)):
+        if value < 1:
+            raise ValueError(f"{flag} {value}: must be at least 1")
     start = time.perf_counter()
     report = demo(Path(args.out), checkpoint=args.checkpoint, hypotheses=args.hypotheses, steps=args.steps,
-                  render=not args.no_render, render_frames=args.render_frames)
+                  render=not args.no_render, render_frames=args.render_frames, device=args.device)
     print(report["description"])
     print(f"{report['frames']} frames lifted with H={report['hypotheses']}, K={report['steps']}, flip, "
           f"{report['model']}")

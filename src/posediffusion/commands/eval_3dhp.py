@@ -23,13 +23,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_predictions(path: str, joint_order: str, unit: str) -> dict:
-    from posediffusion.eval_3dhp import predictions_from_h36m
+    """name -> (F, 17, 3) mm in 3DHP order; ``ValueError`` naming the file for a bad array or unit."""
+    from posediffusion.eval_3dhp import check_prediction_array, check_unit, predictions_from_h36m
     from posediffusion.io_utils import read_npz
 
     predictions = read_npz(path, what="predictions", hint="predictions npz")
+    try:
+        arrays = {name: check_prediction_array(name, p) for name, p in predictions.items()}
+    except ValueError as err:
+        raise ValueError(f"{path}: {err} (--joint-order {joint_order})") from err
     if joint_order == "h36m":
-        return predictions_from_h36m(predictions, unit=unit)
-    return {name: p * (1000.0 if unit == "m" else 1.0) for name, p in predictions.items()}
+        arrays = predictions_from_h36m(arrays, unit=unit)
+    else:
+        arrays = {name: p * (1000.0 if unit == "m" else 1.0) for name, p in arrays.items()}
+    check_unit(arrays, unit, path)
+    return arrays
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,8 +47,13 @@ def run(args: argparse.Namespace) -> int:
         load_test_annotations,
         write_report,
     )
+    from posediffusion.io_utils import check_output_folder
 
+    check_output_folder(args.out, flag="--out")
     annotations = load_test_annotations(args.gt_dir)
+    if not any(seq.valid.any() for seq in annotations.values()):
+        raise ValueError(f"--gt-dir {args.gt_dir}: no valid frame to score (valid_frame is 0 in every frame "
+                         f"of {', '.join(annotations)})")
     predictions = _load_predictions(args.predictions, args.joint_order, args.unit)
     result = evaluate_predictions(annotations, predictions, annot_key=args.annot)
     paths = write_report(result, args.out)

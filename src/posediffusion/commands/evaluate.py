@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from posediffusion import evaluate as ev
 
     config = config_from_args(args)
+    if args.out:  # before the evaluation, which may take hours
+        from posediffusion.io_utils import check_output_folder
+
+        check_output_folder(args.out, flag="--out")
     _check_frames(args, config)
     wants_3dhp = args.gt_dir is not None or config.data.get("dataset") == "3dhp"
     render = args.render and args.viz_subject and args.viz_action

@@ -13,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                description="Place each mocap motion in front of a Human3.6M subject's "
                                            "4 cameras; write data_3d/data_2d (gt, det) npz and a split.")
     mocap.add_argument("--input", required=True, help="mocap npz: motion -> (F, 17, 3) mm, world Z up")
+    mocap.add_argument("--unit", choices=("mm", "m"), default="mm",
+                       help="unit of the input positions (default mm; checked against bone lengths)")
     mocap.add_argument("--cameras", default=None,
                        help="h36m_cameras.json (default: the copy bundled with the package)")
     mocap.add_argument("--out", required=True, help="output folder")
@@ -30,11 +32,15 @@ def run(args: argparse.Namespace) -> int:
 def _run_mocap(args: argparse.Namespace) -> int:
     from posediffusion.data.h36m import bundled_cameras_path
     from posediffusion.data.mocap import TEST_SUBJECTS, prepare_mocap
+    from posediffusion.io_utils import check_output_folder
 
+    if not 0 <= args.seed < 2**64:
+        raise ValueError(f"--seed {args.seed}: must be a non-negative integer below 2**64")
+    check_output_folder(args.out, flag="--out")
     cameras = args.cameras or bundled_cameras_path()
     motions = None if args.motions is None else [m.strip() for m in args.motions.split(",") if m.strip()]
     result = prepare_mocap(args.input, cameras, args.out, name=args.name, seed=args.seed,
-                           motions=motions)
+                           motions=motions, unit=args.unit)
     print(f"{'subject':8s} {'split':5s} {'motions':>7s} {'frames':>7s}")
     for subject, frames in result.frames_per_subject.items():
         count = sum(s == subject for s in result.subjects.values())

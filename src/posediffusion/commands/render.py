@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 HELP = "render the 2D input and the 3D prediction of a `posediffusion lift` npz as a gif or mp4"
@@ -22,15 +23,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from posediffusion.aggregate import hypothesis_spread
+    from posediffusion.io_utils import check_output_path
     from posediffusion.render import load_prediction, render_animation
 
+    check_output_path(args.out, flag="--out", suffixes=(".gif", ".mp4"))
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise ValueError(f"--fps {args.fps}: must be a finite positive number")
+    if args.stride < 1:
+        raise ValueError(f"--stride {args.stride}: must be at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames {args.max_frames}: must be at least 1")
     data = load_prediction(args.prediction)
     uncertainty = None
     if not args.no_uncertainty:
         uncertainty = data.get("uncertainty")
         if uncertainty is None and "hypotheses" in data:
             uncertainty = hypothesis_spread(data["hypotheses"], center=data["pose_3d"])  # (F, 17)
-    fps = args.fps if args.fps is not None else float(data["fps"]) if "fps" in data else 50.0
+    fps = args.fps if args.fps is not None else float(data["fps"].reshape(-1)[0]) if "fps" in data else 50.0
     out = render_animation(
         data["keypoints_2d"], data["pose_3d"], args.out,
         ground_truth=data.get("ground_truth"), uncertainty=uncertainty, fps=fps,

@@ -29,6 +29,7 @@ from posediffusion.commands.flags import (
     given_values,
 )
 from posediffusion.config import DataConfig, TrainConfig, build_config, load_config_yaml
+from posediffusion.io_utils import check_output_folder
 
 HELP = "train a PoseDiffusion+ model (CPU, one GPU, or many through torchrun)"
 
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(yaml.safe_dump(config.resolved().to_dict(), sort_keys=False), end="")
         return 0
+    check_output_folder(config.checkpoint, flag="-c/--checkpoint")  # the run folder: not a file
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
     if not main_process:
         logging.getLogger("posediffusion").setLevel(logging.WARNING)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from posediffusion.io_utils import read_npz
 from posediffusion.skeleton import H36M_17
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ EXPECTED = {
     "openpose": "a folder of OpenPose '*_keypoints.json' files ({'people': [{'pose_keypoints_2d': ...}]})",
     "mediapipe": "BlazePose-33 landmarks with normalised x, y and visibility (JSON, npz 'landmarks' "
                  "(F, 33, 4), or csv 'frame,landmark,x,y[,z],visibility')",
-    "npz": "npz with 'keypoints' (F, 17, 2) pixels in Human3.6M order and 'image_size' (2,)",
+    "npz": "npz with 'keypoints' (F, 17, 2) pixels in Human3.6M order and 'image_size' (2,) "
+           "(or --image-size)",
     "csv": "csv with header 'frame,joint,x,y[,confidence]' or 'x0,y0,...,x16,y16[,c0,...,c16]'",
 }
 FORMATS = tuple(EXPECTED)
@@ -39,14 +41,22 @@ FORMATS = tuple(EXPECTED)
 Person = tuple[np.ndarray, float]  # ((K, 3) x, y, confidence; person score)
 
 
+#: Largest magnitude of a frame number read from a file (beyond it float64 cannot count frames).
+MAX_FRAME_NUMBER = 2**53
+
+
 @dataclass
 class Detections:
-    """What a reader found: people per frame in a source layout (pixels unless ``normalised``)."""
+    """What a reader found: people per frame in a source layout (pixels unless ``normalised``).
+
+    ``image_size`` and ``fps`` are as stored in the file (unchecked); ``keypoints.load_keypoints`` checks
+    them.
+    """
 
     frames: list[list[Person]]
     layout: str
-    image_size: tuple[int, int] | None = None
-    fps: float | None = None
+    image_size: tuple | None = None
+    fps: Any = None
     normalised: bool = False
 
 
@@ -59,7 +69,10 @@ def detect_format(path: str | Path) -> str:
     elif path.suffix.lower() == ".npz":
         guess = _detect_npz(path)
     elif path.suffix.lower() == ".csv":
-        guess = _detect_csv(path)
+        try:
+            guess = _detect_csv(path)
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f"{path}: cannot read csv ({err})") from err
     elif path.suffix.lower() == ".json":
         try:
             guess = _detect_json(path, _read_json(path))
@@ -86,12 +99,21 @@ def _frame_number(frame_id: Any) -> int | None:
     return int(digits[-1]) if digits else None
 
 
+def _is_dense(first: int, last: int, distinct: int) -> bool:
+    """Whether frame numbers ``first..last`` (``distinct`` of them used) may be expanded into a dense range
+    with the gaps as empty frames. Sparse numbers (e.g. COCO image ids, or a file naming frames 0 and
+    2,000,000) are not: every reader that takes frame numbers from a file keeps them in sorted order instead,
+    so a small file cannot make the lifter allocate and interpolate millions of frames."""
+    return last - first + 1 <= 4 * distinct + 100
+
+
 def _frames_by_id(entries: list[tuple[Any, list[Person]]]) -> list[list[Person]]:
-    """Group people by frame id. Numeric ids give a dense frame range (gaps become empty frames)."""
+    """Group people by frame id. Numeric ids give a dense frame range (gaps become empty frames) unless
+    they are sparse (:func:`_is_dense`)."""
     numbers = [_frame_number(frame_id) for frame_id, _ in entries]
     if entries and all(n is not None for n in numbers):
         first, last = min(numbers), max(numbers)
-        if last - first + 1 <= 4 * len(set(numbers)) + 100:
+        if _is_dense(first, last, len(set(numbers))):
             frames: list[list[Person]] = [[] for _ in range(last - first + 1)]
             for n, (_, people) in zip(numbers, entries, strict=True):
                 frames[n - first].extend(people)
@@ -122,8 +144,8 @@ def _layout_for(path: Path, num_keypoints: int, fmt: str) -> str:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read JSON ({err})") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{path}: cannot read JSON ({type(err).__name__}: {err})") from err
 
 
 def _first_entry(items: list) -> Any:
@@ -222,7 +244,7 @@ def _read_openpose(path: Path) -> Detections:
     """Folder of ``<name>_<number>_keypoints.json`` -> frames ordered by number."""
     if not path.is_dir():
         raise ValueError(f"{path}: openpose input must be the folder of *_keypoints.json files")
-    files = list(path.glob("*_keypoints.json"))
+    files = [file for file in path.glob("*_keypoints.json") if file.is_file()]  # no FIFO or device
     if not files:
         raise ValueError(f"{path}: no *_keypoints.json files in this folder")
     entries, counts = [], set()
@@ -252,8 +274,11 @@ def _mediapipe_people(frame: Any) -> list[Person]:
     if not frame:
         return []
     if isinstance(frame, dict):
-        inner = next(frame[k] for k in ("pose_landmarks", "landmarks", "landmark") if k in frame)
-        return _mediapipe_people(inner)
+        key = next((k for k in ("pose_landmarks", "landmarks", "landmark") if k in frame), None)
+        if key is None:
+            raise KeyError(f"a frame without 'pose_landmarks', 'landmarks' or 'landmark' "
+                           f"(keys {sorted(frame)})")
+        return _mediapipe_people(frame[key])
     if isinstance(frame[0], dict) and "x" not in frame[0]:  # [{'landmark': [...]}, ...]
         return [p for item in frame for p in _mediapipe_people(item)]
     if isinstance(frame[0], list):  # Tasks API: a list of people
@@ -281,12 +306,14 @@ def _read_mediapipe(path: Path) -> Detections:
     return Detections(frames, "blazepose33", tuple(size) if size else None, fps, normalised=True)
 
 
-def _mediapipe_npz(path: Path) -> tuple[list[list[Person]], tuple | None, float | None]:
+def _mediapipe_npz(path: Path) -> tuple[list[list[Person]], tuple | None, Any]:
     """npz 'landmarks' (F, 33, C >= 4: x, y, z, visibility[, presence]) -> frames."""
-    with np.load(path) as npz:
-        landmarks = np.asarray(npz["landmarks"], dtype=np.float64)
-        size = tuple(int(v) for v in npz["image_size"]) if "image_size" in npz else None
-        fps = float(npz["fps"]) if "fps" in npz else None
+    npz = read_npz(path, what="keypoint", hint="keypoint npz")
+    if "landmarks" not in npz:
+        raise ValueError(f"{path}: no 'landmarks' key; expected {EXPECTED['mediapipe']}")
+    landmarks = np.asarray(npz["landmarks"], dtype=np.float64)
+    size = tuple(np.asarray(npz["image_size"]).reshape(-1)) if "image_size" in npz else None
+    fps = npz.get("fps")
     if landmarks.ndim != 3 or landmarks.shape[1] != 33 or landmarks.shape[2] < 4:
         raise ValueError(f"{path}: 'landmarks' must be (F, 33, 4) x, y, z, visibility; got {landmarks.shape}")
     points = landmarks[..., [0, 1, 3]]
@@ -301,13 +328,13 @@ def _mediapipe_csv(path: Path) -> list[list[Person]]:
 
 
 def _read_npz(path: Path) -> Detections:
-    with np.load(path) as npz:
-        if "keypoints" not in npz or "image_size" not in npz:
-            raise ValueError(f"{path}: missing key(s); expected {EXPECTED['npz']}, found {sorted(npz.files)}")
-        pixels = np.asarray(npz["keypoints"], dtype=np.float64)
-        size = tuple(int(v) for v in np.asarray(npz["image_size"]).reshape(-1))
-        conf = np.asarray(npz["confidence"], dtype=np.float64) if "confidence" in npz else None
-        fps = float(npz["fps"]) if "fps" in npz else None
+    npz = read_npz(path, what="keypoint", hint="keypoint npz")
+    if "keypoints" not in npz:
+        raise ValueError(f"{path}: missing key 'keypoints'; expected {EXPECTED['npz']}, found {sorted(npz)}")
+    pixels = np.asarray(npz["keypoints"], dtype=np.float64)
+    size = tuple(np.asarray(npz["image_size"]).reshape(-1)) if "image_size" in npz else None
+    conf = np.asarray(npz["confidence"], dtype=np.float64) if "confidence" in npz else None
+    fps = npz.get("fps")
     if pixels.ndim != 3 or pixels.shape[1:] != (17, 2):
         raise ValueError(f"{path}: 'keypoints' must be (F, 17, 2) pixels, got {pixels.shape}")
     if conf is None:
@@ -333,17 +360,28 @@ def _long_table(path: Path, rows: list[dict[str, str]], joint_key: str, num_join
     if not rows:
         raise ValueError(f"{path}: csv has a header but no rows")
     try:
-        frames = [int(float(r["frame"])) for r in rows]
+        numbers = [float(r["frame"]) for r in rows]
         joints = [joint_index(r[joint_key]) for r in rows]
         values = [[float(r["x"]), float(r["y"]), float(r[conf_key]) if r.get(conf_key) else 1.0]
                   for r in rows]
     except (ValueError, KeyError) as err:
         raise ValueError(f"{path}: bad csv value ({err})") from err
+    bad = next((n for n in numbers if not (abs(n) <= MAX_FRAME_NUMBER and n == int(n))), None)
+    if bad is not None:
+        raise ValueError(f"{path}: frame number {bad!r} is not a whole number below {MAX_FRAME_NUMBER}")
     if min(joints) < 0 or max(joints) >= num_joints:
         raise ValueError(f"{path}: {joint_key} index out of range 0..{num_joints - 1}")
-    first = min(frames)
-    out = np.zeros((max(frames) - first + 1, num_joints, 3))
-    out[np.asarray(frames) - first, joints] = values
+    frames = np.asarray(numbers, dtype=np.int64)
+    distinct = np.unique(frames)  # sorted
+    first, last = int(distinct[0]), int(distinct[-1])
+    if _is_dense(first, last, len(distinct)):
+        index, count = frames - first, last - first + 1
+    else:
+        logger.warning("%s: frame numbers are sparse (%d..%d for %d frames); using their sorted order", path,
+                       first, last, len(distinct))
+        index, count = np.searchsorted(distinct, frames), len(distinct)
+    out = np.zeros((count, num_joints, 3))
+    out[index, joints] = values
     return out
 
 
@@ -381,11 +419,7 @@ def _wide_table(path: Path, header: list[str]) -> np.ndarray:
 
 
 def _detect_npz(path: Path) -> str | None:
-    try:
-        with np.load(path) as npz:
-            keys = set(npz.files)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read npz ({err})") from err
+    keys = set(read_npz(path, what="keypoint", hint="keypoint npz"))
     return "npz" if "keypoints" in keys else "mediapipe" if "landmarks" in keys else None
 
 

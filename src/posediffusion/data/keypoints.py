@@ -13,8 +13,10 @@ Supported formats (``docs/in-the-wild.md`` has the tables):
 
 Every format goes through one pipeline: people per frame in the source layout -> one person per frame
 (highest score, or a fixed index) -> Human3.6M-17 via a mapping table -> joints that are missing, at (0, 0),
-non-finite or below ``min_confidence`` are filled over time by linear interpolation (nearest at the ends)
-and flagged in ``Keypoints.filled``. The result never contains NaN.
+non-finite, below ``min_confidence`` or more than one image size outside the image are filled over time by
+linear interpolation (nearest at the ends) and flagged in ``Keypoints.filled``. The result never contains
+NaN. An image size that cannot hold the keypoints (most points outside it), an image size that is not two
+positive whole numbers, or an fps that is not a finite positive number is an error.
 
 This module is that common pipeline (mapping tables, person choice, gap filling); the per-tool readers
 (file -> people per frame) live in ``keypoint_formats``, whose ``FORMATS`` and ``detect_format`` are
@@ -23,7 +25,9 @@ re-exported here.
 
 from __future__ import annotations
 
+import csv
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +134,8 @@ class Keypoints:
         image_size: (width, height) in pixels.
         source_format: one of ``FORMATS``.
         fps: frame rate if the file states it, else ``None``.
+        far_outside: number of joint positions that lay more than one image size outside the image and
+            were treated as missing (they are among ``filled``).
     """
 
     pixels: np.ndarray
@@ -138,6 +144,7 @@ class Keypoints:
     image_size: tuple[int, int]
     source_format: str
     fps: float | None = None
+    far_outside: int = 0
 
     @property
     def num_frames(self) -> int:
@@ -172,32 +179,44 @@ def load_keypoints(
             MediaPipe JSON wrapper). Overrides the file's value (with a warning) when both differ.
         min_confidence: joints below this confidence count as missing and are filled.
         person: ``None`` takes the highest-scoring person in every frame; an integer takes that index in
-            each frame's list of people (frames with fewer people count as missing).
+            each frame's list of people (frames with fewer people count as missing; an index that no frame
+            has is an error).
+
+    Joint positions more than one image size outside the image (u < -w, u > 2w, v < -h or v > 2h) are
+    treated as missing, with a warning; their number is ``Keypoints.far_outside``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: unknown/malformed format, missing image size, or too little usable data.
+        ValueError: unknown/malformed format, missing or invalid image size, an image size that cannot hold
+            the keypoints (more than half of the detected points outside it), an invalid fps, no such
+            person, or too little usable data.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such keypoint file or folder")
+    if not (path.is_file() or path.is_dir()):
+        raise ValueError(f"{path}: not a regular file or folder (a device, FIFO or socket)")
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in READERS:
         raise ValueError(f"{path}: unknown keypoint format {format!r}; "
                          f"choose from auto, {', '.join(FORMATS)}")
     try:
         det = READERS[fmt](path)
-    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as err:
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError, OverflowError, OSError,
+            csv.Error) as err:
         if isinstance(err, ValueError) and str(err).startswith(str(path)):
             raise  # already a clear message of ours
         raise ValueError(f"{path}: malformed {fmt} file ({err!r}); expected {EXPECTED[fmt]}") from err
     size = _resolve_image_size(path, det.image_size, image_size)
+    fps = _check_fps(path, det.fps)
     num_keypoints, table = LAYOUTS[det.layout]
-    points = _select_person(det.frames, num_keypoints, person)  # (F, K, 3)
+    points = _select_person(path, det.frames, num_keypoints, person)  # (F, K, 3)
     if det.normalised:
         points[..., :2] *= np.asarray(size, dtype=np.float64)
     pixels, confidence = map_to_h36m(points, table, min_confidence)
     valid = confidence >= min_confidence
+    far = _far_outside(path, pixels, valid, size, "--image-size" if image_size is not None else None)
+    valid &= ~far
     _check_usable(path, valid, min_confidence)
     logger.info("%s: %d frames (%s, %s layout); %.1f%% of joints filled", path, len(pixels), fmt,
                 det.layout, 100.0 * (1.0 - valid.mean()))
@@ -207,7 +226,8 @@ def load_keypoints(
         filled=~valid,
         image_size=size,
         source_format=fmt,
-        fps=det.fps,
+        fps=fps,
+        far_outside=int(far.sum()),
     )
 
 
@@ -285,8 +305,17 @@ def fill_missing(pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def _select_person(frames: list[list[Person]], num_keypoints: int, person: int | None) -> np.ndarray:
-    """One person per frame -> (F, K, 3); frames without the person are all-zero (missing)."""
+def _select_person(path: Path, frames: list[list[Person]], num_keypoints: int,
+                   person: int | None) -> np.ndarray:
+    """One person per frame -> (F, K, 3); frames without the person are all-zero (missing).
+
+    ``ValueError`` when ``person`` is negative or no frame has that many people.
+    """
+    most = max((len(people) for people in frames), default=0)
+    if person is not None and not 0 <= person < most:
+        indices = f"indices 0..{most - 1}" if most else "no person detected at all"
+        raise ValueError(f"{path}: --person {person}: no such person; the file has at most {most} "
+                         f"person(s) per frame ({indices})")
     out = np.zeros((len(frames), num_keypoints, 3))
     crowded = 0
     for f, people in enumerate(frames):
@@ -315,15 +344,76 @@ def _check_usable(path: Path, valid: np.ndarray, min_confidence: float) -> None:
                          f"{min_confidence}) in every frame; cannot fill them")
 
 
-def _resolve_image_size(path: Path, from_file: tuple[int, int] | None,
-                        given: tuple[int, int] | None) -> tuple[int, int]:
+#: Largest image side accepted, pixels (a sanity bound; 16K video is 15,360 wide).
+MAX_IMAGE_SIDE = 100_000
+
+
+def check_image_size(size: Any, source: str) -> tuple[int, int]:
+    """``size`` as (width, height) ints: two finite, positive, whole numbers up to ``MAX_IMAGE_SIDE``.
+
+    ``source`` names where the size came from in the ``ValueError`` (a flag, or "<file>: image_size").
+    A fractional size (1920.5) is an error, not truncated.
+    """
+    try:
+        values = [float(v) for v in np.asarray(size, dtype=object).reshape(-1)]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 2 or not all(math.isfinite(v) and 0 < v <= MAX_IMAGE_SIDE and v == int(v)
+                                   for v in values):
+        shown = " ".join(str(v) for v in np.asarray(size, dtype=object).reshape(-1))
+        raise ValueError(f"{source} {shown}: the image size must be two positive whole numbers (width "
+                         f"height, at most {MAX_IMAGE_SIDE} px)")
+    return int(values[0]), int(values[1])
+
+
+def _resolve_image_size(path: Path, from_file: Any, given: Any) -> tuple[int, int]:
     """The (width, height) to use: the caller's, else the file's; ``ValueError`` if neither or invalid."""
-    if given is not None and from_file is not None and tuple(given) != tuple(from_file):
-        logger.warning("%s: image size %s given overrides %s stored in the file", path, given, from_file)
-    size = given if given is not None else from_file
-    if size is None:
-        raise ValueError(f"{path}: the image size is not stored in this file; pass it "
-                         "(image_size=(W, H), or --image-size W H)")
-    if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f"{path}: image size must be two positive numbers (width, height), got {size}")
-    return int(size[0]), int(size[1])
+    stored = check_image_size(from_file, f"{path}: image_size") if from_file is not None else None
+    if given is None:
+        if stored is None:
+            raise ValueError(f"{path}: the image size is not stored in this file; pass it "
+                             "(image_size=(W, H), or --image-size W H)")
+        return stored
+    size = check_image_size(given, "--image-size")
+    if stored is not None and size != stored:
+        logger.warning("%s: image size %s given overrides %s stored in the file", path, size, stored)
+    return size
+
+
+def _check_fps(path: Path, fps: Any) -> float | None:
+    """The file's frame rate as a float (``None`` when absent); ``ValueError`` unless finite and > 0."""
+    if fps is None:
+        return None
+    try:
+        value = float(np.asarray(fps).reshape(-1)[0]) if np.size(fps) == 1 else math.nan
+        shown = str(value) if np.size(fps) == 1 else str(np.asarray(fps).tolist())
+    except (TypeError, ValueError):
+        value, shown = math.nan, repr(fps)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{path}: fps {shown} in the file must be a finite positive number")
+    return value
+
+
+def _far_outside(path: Path, pixels: np.ndarray, valid: np.ndarray, size: tuple[int, int],
+                 flag: str | None) -> np.ndarray:
+    """(F, 17) bool: detected points more than one image size outside the image (to be treated as missing).
+
+    ``ValueError`` naming the image size's source when more than half of the detected points lie outside
+    the image: the size cannot be the video's (or the coordinates are not its pixels).
+    """
+    w, h = size
+    u, v = pixels[..., 0], pixels[..., 1]
+    detected = int(valid.sum())
+    outside = valid & ~((u >= 0) & (u <= w) & (v >= 0) & (v <= h))
+    if detected and outside.sum() > detected / 2:
+        source = f"{flag} {w} {h}" if flag else f"image_size {w} {h} stored in the file"
+        extent = float(np.abs(pixels[valid]).max())
+        share = 100.0 * outside.sum() / detected
+        raise ValueError(f"{path}: {source} cannot hold the keypoints: {share:.0f}% of the detected points "
+                         f"lie outside a {w}x{h} image (coordinates up to {extent:.4g} px); give the video's "
+                         "size in pixels")
+    far = valid & ((u < -w) | (u > 2 * w) | (v < -h) | (v > 2 * h))
+    if far.any():
+        logger.warning("%s: %d joint position(s) lie more than one image size outside the %dx%d image; "
+                       "treated as missing and filled", path, int(far.sum()), w, h)
+    return far

@@ -38,22 +38,32 @@ KIND_KEYWORDS = (("salsa", "salsa dance"), ("walk", "walk"), ("dance", "dance"),
 _STREAM_SPLIT, _STREAM_PLACE, _STREAM_NOISE = 1, 2, 3
 #: (left, right) joint lists that a left/right swap outlier exchanges: arms, legs
 _LIMB_PAIRS = (([11, 12, 13], [14, 15, 16]), ([4, 5, 6], [1, 2, 3]))
+#: Input units and their factor to millimetres.
+UNITS = {"mm": 1.0, "m": 1000.0}
+#: Plausible median thigh (hip-knee) length in mm: an adult's is about 400-500 mm (CMU: 288-477 mm).
+THIGH_MM = (100.0, 1000.0)
+_THIGHS = ((1, 2), (4, 5))  # (RHip, RKnee), (LHip, LKnee)
 
 
 # ----------------------------------------------------------------------------------------------- input
-def load_mocap(path: str | Path,
-               motions: list[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def load_mocap(path: str | Path, motions: list[str] | None = None,
+               unit: str = "mm") -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Read and validate the mocap npz (and its optional ``.json`` sidecar).
 
     Args:
-        path: npz of motion name -> (F, 17, 3) positions, millimetres, world frame, Z up.
+        path: npz of motion name -> (F, 17, 3) positions, world frame, Z up, in ``unit``.
         motions: optional subset of motion names (kept in the given order).
+        unit: ``"mm"`` (default) or ``"m"``, the unit of the file. It is checked against the bone lengths:
+            a motion whose median thigh (hip-knee) is not 100-1000 mm in that unit is an error that says
+            which unit the numbers look like.
 
     Returns:
         (positions, descriptions): motion -> (F, 17, 3) float64 millimetres; motion -> description (the
         sidecar's ``description``, or the motion name when there is no sidecar entry).
     """
     path = Path(path)
+    if unit not in UNITS:
+        raise ValueError(f"--unit {unit!r}: must be one of {sorted(UNITS)}")
     raw = read_npz(path, what="mocap", hint="as a .npz of (F, 17, 3) arrays")
     if not raw:
         raise ValueError(f"{path}: contains no motions")
@@ -63,8 +73,25 @@ def load_mocap(path: str | Path,
             raise ValueError(f"{path}: unknown motion name(s) {unknown or '(empty list)'}; "
                              f"available e.g. {sorted(raw)[:5]}")
         raw = {m: raw[m] for m in motions}
-    positions = {name: _check_motion(path, name, arr) for name, arr in raw.items()}
+    positions = {name: _check_motion(path, name, arr) * UNITS[unit] for name, arr in raw.items()}
+    for name, motion in positions.items():
+        _check_unit(path, name, motion, unit)
     return positions, _read_descriptions(path.with_suffix(".json"), positions)
+
+
+def _check_unit(path: Path, name: str, positions_mm: np.ndarray, unit: str) -> None:
+    """``ValueError`` unless the median thigh of (F, 17, 3) mm is a person's (``THIGH_MM``)."""
+    thigh = float(np.median([np.linalg.norm(positions_mm[:, a] - positions_mm[:, b], axis=-1)
+                             for a, b in _THIGHS]))
+    low, high = THIGH_MM
+    if low <= thigh <= high:
+        return
+    read_as = f"{thigh / UNITS[unit]:.4g} {unit}"
+    guess = next((u for u, f in UNITS.items() if low <= thigh / UNITS[unit] * f <= high), None)
+    advice = f"the numbers look like {'metres' if guess == 'm' else 'millimetres'}: pass --unit {guess}" \
+        if guess else "not a person's size in mm or m"
+    raise ValueError(f"{path}: motion '{name}': median thigh (hip-knee) length {read_as} with --unit {unit}; "
+                     f"{advice}")
 
 
 def _check_motion(path: Path, name: str, arr: np.ndarray) -> np.ndarray:
@@ -351,13 +378,18 @@ class PreparedMocap:
 
 def prepare_mocap(input_path: str | Path, cameras_path: str | Path, out_dir: str | Path, name: str = "cmu",
                   seed: int = 0, motions: list[str] | None = None,
-                  noise: DetectorNoise | None = None) -> PreparedMocap:
+                  noise: DetectorNoise | None = None, unit: str = "mm") -> PreparedMocap:
     """Build ``data_3d_<name>.npz``, ``data_2d_<name>_gt.npz``, ``data_2d_<name>_det.npz`` and
-    ``split_<name>.json`` in ``out_dir`` (all written atomically, together, only if everything succeeds)."""
+    ``split_<name>.json`` in ``out_dir`` (all written atomically, together, only if everything succeeds).
+
+    ``unit`` is the unit of the input file (``"mm"`` or ``"m"``, checked against bone lengths, see
+    :func:`load_mocap`); ``seed`` a non-negative integer below 2**64."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"dataset name '{name}' must be letters, digits, '_', '-', '.'")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"--seed {seed!r}: must be a non-negative integer below 2**64")
     noise = noise or DetectorNoise()
-    positions_mm, descriptions = load_mocap(input_path, motions)
+    positions_mm, descriptions = load_mocap(input_path, motions, unit=unit)
     cameras_path = Path(cameras_path)
     if not cameras_path.is_file():
         raise FileNotFoundError(f"{cameras_path}: camera JSON not found")
