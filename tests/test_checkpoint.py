@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from posediffusion import checkpoint as ck
+from posediffusion.config import LEGACY_MODEL_DEFAULTS
 from posediffusion.model.pose_diffusion import PoseDiffusion
+from tests.helpers import REPO
+
+BUNDLED_MODEL = REPO / "src" / "posediffusion" / "assets" / "cmu_small"
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +140,52 @@ def test_unreadable_training_state_is_one_line_without_unsafe_advice(tmp_path, t
     with pytest.raises(ValueError, match="cannot read training state safely") as info:
         ck.read_checkpoint(tmp_path / "ckpt").training_state()
     assert "\n" not in str(info.value) and "weights_only=False" not in str(info.value)
+
+
+# ------------------------------------------------------------------- checkpoints older than their config keys
+
+
+def _strip_new_keys(config: dict) -> dict:
+    """A stored model config as written before the keys of ``LEGACY_MODEL_DEFAULTS`` existed."""
+    return {section: {k: v for k, v in values.items() if k not in LEGACY_MODEL_DEFAULTS.get(section, {})}
+            for section, values in config.items()}
+
+
+def test_a_config_without_the_new_keys_builds_the_legacy_model():
+    old = _strip_new_keys(PoseDiffusion.from_preset("tiny").config.to_dict())
+    old["model"]["energy_sigma"] = 1.0  # stored by every old checkpoint
+    model = ck.build_model(old)
+    m, d = model.config.model, model.config.diffusion
+    assert (m.conditioning, m.prompt_kv) == ("adaln", "per_block")
+    assert (m.motion_features, m.energy_kind) == ("raw_2d", "raw_2d")
+    assert (d.smoothing_mode, d.smoothing_in_loss) == ("with_regulator", False)
+    names = {name for name, _ in model.named_parameters()}
+    assert {"denoiser.spatial_blocks.0.modulation.weight", "denoiser.final_modulation.weight",
+            "denoiser.spatial_blocks.0.prompt_attn.key_value.weight"} <= names
+    assert PoseDiffusion.from_preset("tiny").config.model.conditioning == "adaln_single"  # new models
+
+
+def test_an_old_checkpoint_loads_and_samples_as_before(tmp_path):
+    torch.manual_seed(0)
+    legacy = {**LEGACY_MODEL_DEFAULTS["model"], **LEGACY_MODEL_DEFAULTS["diffusion"]}
+    original = PoseDiffusion.from_preset("tiny", **legacy).eval()
+    _save(tmp_path / "old", original)
+    config_file = tmp_path / "old" / ck.CONFIG_FILE
+    stored = json.loads(config_file.read_text())
+    stored["model"] = _strip_new_keys(stored["model"])
+    config_file.write_text(json.dumps(stored))
+    assert "conditioning" not in json.loads(config_file.read_text())["model"]["model"]
+
+    model, checkpoint = ck.load_model(tmp_path / "old")
+    assert checkpoint.model_config == original.config.to_dict()  # absent keys read as their legacy values
+    x2d = 0.2 * torch.randn(2, 9, 17, 2, generator=torch.Generator().manual_seed(1))
+    sample = [m.sample(x2d, num_hypotheses=2, steps=3, generator=torch.Generator().manual_seed(2))
+              for m in (original, model)]
+    assert torch.equal(sample[0], sample[1])
+
+
+def test_the_bundled_model_is_a_legacy_checkpoint():
+    model, checkpoint = ck.load_model(BUNDLED_MODEL)
+    assert "conditioning" not in json.loads((BUNDLED_MODEL / ck.CONFIG_FILE).read_text())["model"]["model"]
+    assert model.config.model.conditioning == "adaln" and model.config.model.energy_kind == "raw_2d"
+    assert checkpoint.model_config["diffusion"]["smoothing_mode"] == "with_regulator"

@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from posediffusion.config import (
+    D3DP_BASELINE,
+    LEGACY_MODEL_DEFAULTS,
     PRESETS,
     DiffusionConfig,
     ModelConfig,
@@ -15,6 +17,7 @@ from posediffusion.config import (
     load_yaml,
     preset,
     save_yaml,
+    with_legacy_defaults,
 )
 
 
@@ -61,6 +64,11 @@ def test_unknown_names_are_errors():
         ({"graph": "yes"}, "graph must be true or false"),
         ({"prompt_init": "clip"}, "prompt_init"),
         ({"energy_sigma": -1.0}, "energy_sigma"),
+        ({"energy_sigma": 0.0}, "energy_sigma must be > 0 with energy_kind"),
+        ({"conditioning": "film"}, "conditioning must be in"),
+        ({"prompt_kv": "cached"}, "prompt_kv must be in"),
+        ({"motion_features": "scaled"}, "motion_features must be in"),
+        ({"energy_kind": "jitter"}, "energy_kind must be in"),
     ],
 )
 def test_model_validation(kwargs, message):
@@ -76,11 +84,43 @@ def test_model_validation(kwargs, message):
         ({"smoothing": 1.5}, "smoothing"),
         ({"velocity_weight": -1.0}, "velocity_weight"),
         ({"clamp": 0.0}, "clamp"),
+        ({"smoothing_mode": "never"}, "smoothing_mode"),
+        ({"smoothing_in_loss": 1}, "smoothing_in_loss must be true or false"),
     ],
 )
 def test_diffusion_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DiffusionConfig(**kwargs)
+
+
+def test_new_models_get_the_new_defaults_and_stored_configs_the_legacy_ones():
+    new = PoseDiffusionConfig()
+    m = new.model
+    assert (m.conditioning, m.prompt_kv) == ("adaln_single", "shared")
+    assert (m.motion_features, m.energy_kind, m.energy_sigma) == ("bounded", "smoothed_speed", 3.0)
+    assert (new.diffusion.smoothing_mode, new.diffusion.smoothing_in_loss) == ("always", True)
+    assert PoseDiffusionConfig.from_dict({}) == new  # a config FILE without the keys: today's defaults
+    # a STORED config without the keys (a checkpoint written before they existed): what it was trained with
+    old = preset("small").to_dict()
+    for section, keys in LEGACY_MODEL_DEFAULTS.items():
+        for key in keys:
+            old[section].pop(key)
+    legacy = PoseDiffusionConfig.from_checkpoint_dict(old)
+    for section, values in LEGACY_MODEL_DEFAULTS.items():
+        assert {k: getattr(getattr(legacy, section), k) for k in values} == values
+    assert legacy.model.width == 64
+    # keys that are present win; the helper does not mutate its input
+    stored = preset("small", conditioning="additive").to_dict()
+    assert PoseDiffusionConfig.from_checkpoint_dict(stored) == preset("small", conditioning="additive")
+    assert "conditioning" not in old["model"] and with_legacy_defaults(old) is not old
+    assert with_legacy_defaults([1]) == [1]  # not a mapping: left for from_dict to reject
+
+
+def test_d3dp_baseline_overrides():
+    cfg = preset("paper", **D3DP_BASELINE)
+    assert not (cfg.model.graph or cfg.model.semantic_prompts or cfg.model.motion_prompts
+                or cfg.model.energy_regulator)
+    assert cfg.model.conditioning == "additive" and cfg.diffusion.smoothing == 0.0
 
 
 def test_dict_round_trip_and_unknown_keys():
@@ -135,6 +175,10 @@ def test_configs_are_plain_dataclasses():
         "motion_prompts",
         "energy_regulator",
         "graph_hops",
+        "conditioning",
+        "prompt_kv",
+        "motion_features",
+        "energy_kind",
     }
     assert fields >= expected
 

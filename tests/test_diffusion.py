@@ -194,6 +194,37 @@ def test_training_loss_rejects_bad_input(schedule):
         training_loss(net, torch.zeros(2, 4, J, 3), offset_cond(3, 4), schedule)
     with pytest.raises(ValueError, match="2 frames"):
         training_loss(net, torch.zeros(2, 1, J, 3), offset_cond(2, 1), schedule, velocity_weight=1.0)
+    with pytest.raises(ValueError, match="smoothing"):
+        training_loss(net, torch.zeros(2, 4, J, 3), offset_cond(2, 4), schedule, smoothing=1.5)
+    with pytest.raises(ValueError, match="frame_gain"):
+        training_loss(net, torch.zeros(2, 4, J, 3), offset_cond(2, 4), schedule, smoothing=0.5,
+                      frame_gain=torch.ones(2, 5))
+
+
+def test_training_loss_applies_the_samplers_smoothing(schedule):
+    """With smoothing > 0 the loss scores smooth_x0(net's x0), and the gain receives gradient."""
+    n, frames = 2, 6
+    x0 = random_pose(torch.Generator().manual_seed(1), n, frames)
+    cond = offset_cond(n, frames, seed=2)
+    gain = torch.rand(n, frames, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+    loss = training_loss(RecordingNet(a=0.5), x0, cond, schedule, smoothing=0.5, frame_gain=gain,
+                         generator=torch.Generator().manual_seed(7))
+    gen = torch.Generator().manual_seed(7)  # by hand: the same draws, then the [1, 2, 1] / 4 blend
+    t = torch.randint(0, 1000, (n,), generator=gen)
+    noise = torch.randn(n, frames, J, 3, generator=gen)
+    a = torch.from_numpy(AC64)[t].float()[:, None, None, None]
+    pred = zero_root(0.5 * (a.sqrt() * x0 + (1 - a).sqrt() * noise).clamp(-1.1, 1.1) + cond["offset"])
+    padded = torch.cat([pred[:, :1], pred, pred[:, -1:]], dim=1)
+    smoothed = 0.25 * padded[:, :-2] + 0.5 * pred + 0.25 * padded[:, 2:]
+    w = 0.5 * (1 - gain.detach())[:, :, None, None]
+    expected = (pred + w * (smoothed - pred) - x0).norm(dim=-1).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert gain.grad is not None and gain.grad.abs().sum() > 0
+    plain = training_loss(RecordingNet(a=0.5), x0, cond, schedule, generator=torch.Generator().manual_seed(7))
+    constant = training_loss(RecordingNet(a=0.5), x0, cond, schedule, smoothing=0.5,
+                             generator=torch.Generator().manual_seed(7))
+    assert plain.item() != loss.item() and constant.item() not in (plain.item(), loss.item())
 
 
 # ----------------------------------------------------------------------------------------------- sampler
@@ -324,9 +355,18 @@ def _gain_sample(schedule, cond, eta, smoothing, gain=None, seed=0, steps=6, h=2
 
 def test_unit_gain_is_plain_ddim(schedule):
     cond = offset_cond(2, 6)
-    plain = _gain_sample(schedule, cond, eta=1.0, smoothing=1.0)
+    plain = _gain_sample(schedule, cond, eta=1.0, smoothing=0.0)
     gained = _gain_sample(schedule, cond, eta=1.0, smoothing=1.0, gain=torch.ones(2, 6))
     torch.testing.assert_close(gained, plain, atol=1e-6, rtol=0)
+
+
+def test_smoothing_without_gain_is_constant_per_frame(schedule):
+    """No gain + smoothing s: every frame blended with weight s, i.e. the same as a gain of 0 with s."""
+    cond = offset_cond(2, 6)
+    constant = _gain_sample(schedule, cond, eta=0.0, smoothing=0.4)
+    zero_gain = _gain_sample(schedule, cond, eta=0.0, smoothing=0.4, gain=torch.zeros(2, 6))
+    torch.testing.assert_close(constant, zero_gain, atol=1e-6, rtol=0)
+    assert not torch.allclose(constant, _gain_sample(schedule, cond, eta=0.0, smoothing=0.0), atol=1e-4)
 
 
 def test_constant_gain_scales_noise_reinjection(schedule):
@@ -400,9 +440,9 @@ def test_flip_with_unit_gain_is_plain_ddim(schedule):
     offset = offset_cond(b, frames)["offset"]
     cond = {"offset": torch.cat([offset, flip_pose(offset)])}  # 2B rows; the gain is the B windows'
 
-    def sample(gain):
+    def sample(gain, smoothing):
         return ddim_sample(RecordingNet(a=0.5), cond, (b, frames, J, 3), schedule, num_hypotheses=2, steps=4,
-                           smoothing=1.0, flip_permutation=FLIP, frame_gain=gain,
+                           smoothing=smoothing, flip_permutation=FLIP, frame_gain=gain,
                            generator=torch.Generator().manual_seed(0))
 
-    torch.testing.assert_close(sample(torch.ones(b, frames)), sample(None), atol=1e-6, rtol=0)
+    torch.testing.assert_close(sample(torch.ones(b, frames), 1.0), sample(None, 0.0), atol=1e-6, rtol=0)

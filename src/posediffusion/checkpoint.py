@@ -34,7 +34,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from posediffusion.config import PoseDiffusionConfig
+from posediffusion.config import PoseDiffusionConfig, with_legacy_defaults
 from posediffusion.io_utils import give_default_mode
 from posediffusion.model.pose_diffusion import PoseDiffusion
 
@@ -202,7 +202,8 @@ def read_checkpoint(path: str | Path, name: str | None = None) -> Checkpoint:
         raise ValueError(f"{folder}: checkpoint config/metadata unreadable ({err})") from err
     if "model" not in config:
         raise ValueError(f"{folder / CONFIG_FILE}: no 'model' section; not a posediffusion checkpoint")
-    return Checkpoint(folder, config["model"], config.get("run", {}), metadata)
+    # keys added after a checkpoint was written take the values it was trained with (LEGACY_MODEL_DEFAULTS)
+    return Checkpoint(folder, with_legacy_defaults(config["model"]), config.get("run", {}), metadata)
 
 
 def _config_differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> list[str]:
@@ -238,8 +239,12 @@ def load_weights_into(model: torch.nn.Module, checkpoint: Checkpoint, ema: bool 
 
 
 def build_model(model_config: dict[str, Any], source: str = "checkpoint") -> torch.nn.Module:
-    """A fresh ``PoseDiffusion`` from a stored config dict (``ValueError`` on unknown/invalid fields)."""
-    return PoseDiffusion.from_config(PoseDiffusionConfig.from_dict(model_config, source=source))
+    """A fresh ``PoseDiffusion`` from a stored config dict (``ValueError`` on unknown/invalid fields).
+
+    Keys the dict lacks take ``config.LEGACY_MODEL_DEFAULTS`` (what checkpoints written before those keys
+    existed were trained with), not today's defaults.
+    """
+    return PoseDiffusion.from_config(PoseDiffusionConfig.from_checkpoint_dict(model_config, source=source))
 
 
 def load_model(path: str | Path, name: str | None = None, *, ema: bool | None = None,

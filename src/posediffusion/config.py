@@ -29,6 +29,16 @@ ATTENTION_KINDS = ("sdpa", "math")
 MODEL_LIMITS = {"num_joints": 256, "frames": 8192, "width": 8192, "depth": 128, "heads": 128,
                 "mlp_ratio": 16, "graph_hops": 64}
 PROMPT_INITS = ("text", "random")
+#: How the conditioning vector c (timestep embedding + motion prompt) enters the blocks (docs/model.md).
+CONDITIONING_KINDS = ("adaln", "adaln_single", "additive")
+#: Keys/values of the semantic prompts: one projection shared by all blocks, or one per block (legacy).
+PROMPT_KV_KINDS = ("shared", "per_block")
+#: Motion-prompt features: smoothed, body-normalised and tanh-bounded, or the raw x20 differences (legacy).
+MOTION_FEATURE_KINDS = ("bounded", "raw_2d")
+#: Motion energy of the regulator: smoothed body-normalised speed, or raw |v| + |a| of the 2D (legacy).
+ENERGY_KINDS = ("smoothed_speed", "raw_2d")
+#: When the sampler's temporal smoothing applies: on every model, or only with the energy regulator (legacy).
+SMOOTHING_MODES = ("always", "with_regulator")
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 BUDGET_CLOCKS = ("wall", "cpu")
 WEIGHT_CHOICES = ("auto", "ema", "raw")
@@ -92,8 +102,22 @@ class ModelConfig:
     """Per-frame prompt from 2D velocity/acceleration/part speed, added to the frame conditioning."""
     energy_regulator: bool = True
     """Temporal energy regulator: per-frame gains for the temporal blocks and the sampler."""
-    energy_sigma: float = 1.0
-    """Standard deviation (frames) of the Gaussian that smooths the motion energy; 0 = no smoothing."""
+    energy_sigma: float = 3.0
+    """Temporal smoothing (frames): std of the Gaussian window of the local velocity fit (``smoothed_speed``
+    energy and ``bounded`` motion features), or of the smoothing of the energy itself (``raw_2d``)."""
+    conditioning: str = "adaln_single"
+    """How c = timestep embedding (+ motion prompt) enters the network: "adaln_single" (one shared
+    modulation MLP + per-block learned offsets), "adaln" (a modulation layer per block) or "additive"
+    (c added to every token once, as D3DP/MixSTE; with all four switches off this is the D3DP baseline)."""
+    prompt_kv: str = "shared"
+    """Keys/values of the semantic prompts: "shared" (one projection for all blocks, computed once per
+    window) or "per_block" (each block projects them)."""
+    motion_features: str = "bounded"
+    """Motion-prompt features: "bounded" (smoothed velocity/acceleration in body sizes, tanh-compressed) or
+    "raw_2d" (20 x raw finite differences, unbounded)."""
+    energy_kind: str = "smoothed_speed"
+    """Regulator energy: "smoothed_speed" (body-normalised speed of the temporally smoothed 2D above the
+    detector-noise floor) or "raw_2d" (|velocity| + |acceleration| of the raw 2D)."""
 
     def __post_init__(self) -> None:
         _check_positive(self, ("num_joints", "frames", "width", "depth", "heads", "mlp_ratio", "graph_hops"))
@@ -108,6 +132,12 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: dropout must be in [0, 1), got {self.dropout}")
         if self.energy_sigma < 0:
             raise ValueError(f"ModelConfig: energy_sigma must be >= 0, got {self.energy_sigma}")
+        if self.energy_kind == "smoothed_speed" and not self.energy_sigma > 0:
+            raise ValueError("ModelConfig: energy_sigma must be > 0 with energy_kind 'smoothed_speed'")
+        for name, choices in (("conditioning", CONDITIONING_KINDS), ("prompt_kv", PROMPT_KV_KINDS),
+                              ("motion_features", MOTION_FEATURE_KINDS), ("energy_kind", ENERGY_KINDS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"ModelConfig: {name} must be in {choices}, got {getattr(self, name)!r}")
         for name in ("graph", "semantic_prompts", "motion_prompts", "energy_regulator"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig: {name} must be true or false, got {getattr(self, name)!r}")
@@ -130,7 +160,14 @@ class DiffusionConfig:
     eta: float = 1.0
     """DDIM stochasticity (0 = deterministic DDIM, 1 = DDPM-like variance)."""
     smoothing: float = 0.5
-    """Sampler's per-frame temporal smoothing strength; used only with the energy regulator."""
+    """Strength s of the temporal smoothing of the x0 estimate: per-frame weight s * (1 - gain) with the
+    energy regulator, the constant s without it (0 = off)."""
+    smoothing_mode: str = "always"
+    """"always": the smoothing applies to every model (independent of ``energy_regulator``);
+    "with_regulator": only models with the energy regulator smooth (the behaviour of old checkpoints)."""
+    smoothing_in_loss: bool = True
+    """Apply the same per-frame smoothing to the network's x0 in the training loss, so the sampler's
+    operator (and the gain that drives it) is trained; false: a sampler-only post-process."""
 
     def __post_init__(self) -> None:
         _check_positive(self, ("num_steps", "s", "scale", "clamp"))
@@ -141,6 +178,12 @@ class DiffusionConfig:
             raise ValueError(f"DiffusionConfig: eta must be >= 0, got {self.eta}")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ValueError(f"DiffusionConfig: smoothing must be in [0, 1], got {self.smoothing}")
+        if self.smoothing_mode not in SMOOTHING_MODES:
+            raise ValueError(f"DiffusionConfig: smoothing_mode must be in {SMOOTHING_MODES}, "
+                             f"got {self.smoothing_mode!r}")
+        if not isinstance(self.smoothing_in_loss, bool):
+            raise ValueError(f"DiffusionConfig: smoothing_in_loss must be true or false, "
+                             f"got {self.smoothing_in_loss!r}")
 
 
 @dataclass
@@ -162,6 +205,12 @@ class PoseDiffusionConfig:
             raise ValueError(f"{source}: unknown section(s) {unknown}; expected 'model', 'diffusion'")
         return build_config(cls, data, source)
 
+    @classmethod
+    def from_checkpoint_dict(cls, data: dict[str, Any], source: str = "checkpoint") -> PoseDiffusionConfig:
+        """:meth:`from_dict` for a STORED config: keys it lacks take :data:`LEGACY_MODEL_DEFAULTS`
+        (the architecture the checkpoint was trained with), not today's defaults."""
+        return cls.from_dict(with_legacy_defaults(data), source)
+
     def with_overrides(self, **overrides: Any) -> PoseDiffusionConfig:
         """Copy with flat overrides: each key is a ModelConfig or DiffusionConfig field name."""
         model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
@@ -178,6 +227,37 @@ class PoseDiffusionConfig:
             diffusion=dataclasses.replace(self.diffusion, **diffusion_kw),
         )
 
+
+#: Values of config keys that checkpoints written before they existed lack: such a checkpoint was trained
+#: with per-block adaLN, per-block prompt keys/values, raw-difference motion features and energy, and a
+#: sampler smoothing that only the regulator switched on (never in the loss). :func:`with_legacy_defaults`
+#: fills them in when a stored config is read (``checkpoint.read_checkpoint`` / ``build_model``), so old
+#: checkpoints rebuild the network they were trained as while new models get the new defaults.
+LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "model": {"conditioning": "adaln", "prompt_kv": "per_block", "motion_features": "raw_2d",
+              "energy_kind": "raw_2d", "energy_sigma": 1.0},
+    "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False},
+}
+
+
+def with_legacy_defaults(data: Any) -> Any:
+    """Copy of a stored ``{"model": ..., "diffusion": ...}`` config dict with the keys it lacks taken from
+    :data:`LEGACY_MODEL_DEFAULTS` (present keys are kept; anything but a mapping is returned unchanged,
+    for :meth:`PoseDiffusionConfig.from_dict` to reject)."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for section, legacy in LEGACY_MODEL_DEFAULTS.items():
+        values = out.get(section, {})
+        if isinstance(values, dict):
+            out[section] = {**legacy, **values}
+    return out
+
+
+#: Overrides that turn any preset into the plain D3DP lifter of docs/model.md ("the baseline"): no
+#: component, timestep embedding added once to the tokens, no sampler smoothing.
+D3DP_BASELINE: dict[str, Any] = {"graph": False, "semantic_prompts": False, "motion_prompts": False,
+                                 "energy_regulator": False, "conditioning": "additive", "smoothing": 0.0}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"width": 512, "depth": 8, "heads": 8, "frames": 243, "attention": "sdpa"},

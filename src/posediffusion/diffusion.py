@@ -118,6 +118,8 @@ def training_loss(
     scale: float = 1.0,
     clamp: float = 1.1,
     velocity_weight: float = 0.0,
+    smoothing: float = 0.0,
+    frame_gain: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """x0-prediction loss: MPJPE (metres) of the denoised pose at one uniform timestep per sample.
@@ -134,6 +136,10 @@ def training_loss(
         scale: signal scale of the diffusion space (D3DP convention, default 1).
         clamp: noisy samples are clamped to ``+-clamp * scale``.
         velocity_weight: weight of the MPJPE of first temporal differences (MPJVE) added to the loss.
+        smoothing: in [0, 1]; > 0 applies the sampler's per-frame smoothing (:func:`smooth_x0`) to the
+            network's x0 before the loss, so what the sampler uses is what is trained.
+        frame_gain: (N, T) per-frame gain in [0, 1] of that smoothing, or ``None`` (constant smoothing).
+            Not detached: the loss trains whatever produces it (the energy regulator's map).
         generator: makes t and noise deterministic.
 
     Returns:
@@ -141,6 +147,7 @@ def training_loss(
     """
     _check_poses(x0, "x0")
     _check_cond(cond, x0.shape[0])
+    _check_smoothing(smoothing, frame_gain, x0.shape[0], x0.shape[1])
     if velocity_weight > 0 and x0.shape[1] < 2:
         raise ValueError(f"velocity_weight > 0 needs at least 2 frames, got T = {x0.shape[1]}")
     n = x0.shape[0]
@@ -150,6 +157,9 @@ def training_loss(
     noise = _randn(x0.shape, generator, x0.device, x0.dtype)
     z_t = schedule.q_sample(x0 * scale, t, noise).clamp(-clamp * scale, clamp * scale)
     x0_hat = zero_root(net(z_t / scale, t, cond))
+    if smoothing > 0:
+        gain = None if frame_gain is None else frame_gain.to(x0_hat.dtype)[:, :, None, None]  # (N, T, 1, 1)
+        x0_hat = smooth_x0(x0_hat, smoothing, gain)
     loss = _mpjpe(x0_hat, x0)
     if velocity_weight > 0:
         loss = loss + velocity_weight * _mpjpe(x0_hat.diff(dim=1), x0.diff(dim=1))
@@ -202,7 +212,8 @@ def ddim_sample(
     Per-frame energy regulation: with a ``frame_gain`` g (B, T) in [0, 1] (the model's per-frame gain of
     the B original windows), frame t of window b uses noise re-injection ``eta * g`` and, if smoothing > 0,
     the x0 estimate ``x0 + smoothing * (1 - g) * (smooth_T(x0) - x0)`` with ``smooth_T`` the [1, 2, 1] / 4
-    filter along frames (edges replicated). No gain is the same as g = 1: plain DDIM.
+    filter along frames (edges replicated) (:func:`smooth_x0`). Without a gain, smoothing > 0 smooths
+    every frame with the constant weight ``smoothing``; without gain and smoothing: plain DDIM.
 
     Args:
         net: the denoiser (see module docstring).
@@ -217,7 +228,7 @@ def ddim_sample(
         scale: signal scale of the diffusion space (as in ``training_loss``).
         clamp: the noisy sample fed to the network is clamped to ``+-clamp * scale``.
         flip_permutation: (J,) left/right joint swap; enables flip test-time augmentation.
-        smoothing: in [0, 1], strength of the temporal smoothing of slow frames (needs ``frame_gain``).
+        smoothing: in [0, 1], strength of the temporal smoothing (of slow frames, with ``frame_gain``).
         frame_gain: (B, T) per-frame gain in [0, 1], or ``None`` for plain DDIM.
         generator: makes the samples deterministic.
         return_all_steps: return the x0 estimate of every step instead of the last one.
@@ -232,8 +243,7 @@ def ddim_sample(
         raise ValueError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
-    if not 0.0 <= smoothing <= 1.0:
-        raise ValueError(f"smoothing must be in [0, 1], got {smoothing}")
+    _check_smoothing(smoothing, None, batch, frames)
     flip = flip_permutation is not None
     _check_cond(cond, 2 * batch if flip else batch)
     device, dtype = _device_dtype(cond, net)
@@ -247,8 +257,8 @@ def ddim_sample(
     estimates = []
     for t, t_next in ddim_timesteps(schedule.num_steps, steps):
         x0 = _predict_x0(net, z, t, cond_n, scale, clamp, perm)  # (B*H, T, J, 3) metres
-        if frame_gain is not None and smoothing > 0:
-            x0 = x0 + smoothing * (1.0 - frame_gain) * (_smooth_frames(x0) - x0)
+        if smoothing > 0:
+            x0 = smooth_x0(x0, smoothing, frame_gain)
         estimates.append(x0)
         if t_next < 0:
             break
@@ -257,6 +267,22 @@ def ddim_sample(
     out = torch.stack(estimates) if return_all_steps else estimates[-1][None]
     out = out.reshape(out.shape[0], batch, num_hypotheses, frames, joints, dims)  # (K|1, B, H, T, J, 3)
     return out if return_all_steps else out[0]
+
+
+def smooth_x0(x0: Tensor, smoothing: float, frame_gain: Tensor | None = None) -> Tensor:
+    """Per-frame temporal smoothing of an x0 estimate, the same in training and sampling.
+
+    ``x0 + w * (smooth_T(x0) - x0)`` with ``smooth_T`` the [1, 2, 1] / 4 filter along frames (edges
+    replicated) and ``w = smoothing * (1 - g)`` per frame (slow frames smoothed, fast ones kept sharp), or
+    ``w = smoothing`` on every frame without a gain.
+
+    Args:
+        x0: (N, T, J, 3).
+        smoothing: strength in [0, 1].
+        frame_gain: (N, T, 1, 1) gain in [0, 1] broadcast over joints, or ``None``.
+    """
+    weight = smoothing if frame_gain is None else smoothing * (1.0 - frame_gain)
+    return x0 + weight * (_smooth_frames(x0) - x0)
 
 
 def _predict_x0(
@@ -352,6 +378,19 @@ def _frame_gain(
     if not bool(((gain >= 0) & (gain <= 1)).all()):
         raise ValueError("frame_gain values must lie in [0, 1]")
     return gain.to(device=device, dtype=dtype).repeat_interleave(hypotheses, 0)[:, :, None, None]
+
+
+def _check_smoothing(smoothing: float, gain: Tensor | None, rows: int, frames: int) -> None:
+    """Smoothing strength in [0, 1]; a (rows, T) gain with values in [0, 1] (checked without gradient)."""
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"smoothing must be in [0, 1], got {smoothing}")
+    if gain is None:
+        return
+    if gain.shape != (rows, frames):
+        raise ValueError(f"frame_gain must be ({rows}, {frames}), got {tuple(gain.shape)}")
+    detached = gain.detach()
+    if not bool(((detached >= 0) & (detached <= 1)).all()):
+        raise ValueError("frame_gain values must lie in [0, 1]")
 
 
 def _as_permutation(perm: Sequence[int] | np.ndarray | Tensor, joints: int, device: torch.device) -> Tensor:

@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from posediffusion.config import ModelConfig, preset
-from posediffusion.model.denoiser import Attention, Denoiser
+from posediffusion.config import CONDITIONING_KINDS, D3DP_BASELINE, ModelConfig, preset
+from posediffusion.model.denoiser import Attention, Denoiser, timestep_embedding
+from posediffusion.model.pose_diffusion import PoseDiffusion
+from posediffusion.skeleton import zero_root
 
 J = 17
 SWITCHES = ("graph", "semantic_prompts", "motion_prompts", "energy_regulator")
@@ -56,23 +58,72 @@ def test_condition_keys_and_shapes():
     cfg = small_config()
     cond = Denoiser(cfg).encode_condition(inputs(cfg)[0])
     assert cond["tokens"].shape == (2, 5, J, 16)
-    assert cond["prompts"].shape == (2, 7, 16)
+    assert cond["prompt_kv"].shape == (2, 7, 32)  # shared prompt keys/values, computed once per window
     assert cond["frame_prompt"].shape == (2, 5, 16)
     assert cond["energy"].shape == cond["sampler_gain"].shape == (2, 5)
     assert ((cond["sampler_gain"] > 0) & (cond["sampler_gain"] <= 1)).all()
+    per_block = Denoiser(small_config(prompt_kv="per_block")).encode_condition(inputs(cfg)[0])
+    assert per_block["prompts"].shape == (2, 7, 16) and "prompt_kv" not in per_block
     plain = Denoiser(small_config(**dict.fromkeys(SWITCHES, False))).encode_condition(inputs(cfg)[0])
     assert set(plain) == {"tokens"}
 
 
+@pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
 @pytest.mark.parametrize("switch", SWITCHES)
-def test_each_switch_changes_the_output(switch):
+def test_each_switch_changes_the_output(switch, conditioning):
     torch.manual_seed(0)
-    full = Denoiser(small_config())
-    reduced = Denoiser(small_config(**{switch: False}))
+    full = Denoiser(small_config(conditioning=conditioning))
+    reduced = Denoiser(small_config(conditioning=conditioning, **{switch: False}))
     missing, _ = reduced.load_state_dict(full.state_dict(), strict=False)
     assert missing == []  # every shared weight is identical: differences come from the component
     args = inputs(full.cfg)
     assert not torch.allclose(run(full, *args), run(reduced, *args), atol=1e-6)
+
+
+def test_additive_conditioning_is_the_d3dp_denoiser():
+    """METHOD.md: Linear(5 -> D) + joint embedding + timestep embedding added once, plain pre-norm blocks
+    (affine LayerNorm), the frame embedding before the first temporal block, LayerNorm -> Linear(D, 3)."""
+    cfg = small_config(**{k: v for k, v in D3DP_BASELINE.items() if k != "smoothing"})  # model fields
+    net = Denoiser(cfg)
+    names = {name for name, _ in net.named_parameters()}
+    assert not any("modulation" in name or "prompt" in name or "graph" in name or "energy" in name
+                   for name in names)
+    assert {"spatial_blocks.0.norm_attn.weight", "final_norm.weight", "final_norm.bias"} <= names
+    x2d, x_t, t = inputs(cfg)
+    with torch.no_grad():  # the forward pass written out
+        x = net.embed_2d(x2d) + net.joint_embedding + net.embed_3d(x_t)
+        x = x + net.time_mlp(timestep_embedding(t, 16))[:, None, None]  # timestep embedding, added once
+        for i in range(cfg.depth):
+            x = net.spatial_blocks[i](x, None)
+            x = x + net.frame_embedding if i == 0 else x  # before the first temporal block
+            x = net.temporal_blocks[i](x, None, None)
+        expected = zero_root(net.head(net.final_norm(x)))
+    assert torch.allclose(run(net, x2d, x_t, t), expected, atol=1e-6)
+
+
+def test_adaln_single_shares_one_modulation_and_learns_per_block_offsets():
+    net = Denoiser(small_config())
+    mods = [name for name, _ in net.named_parameters() if "modulation" in name]
+    blocks = [f"{kind}_blocks.{i}.modulation.offsets" for kind in ("spatial", "temporal") for i in range(2)]
+    shared = ["shared_modulation.1.weight", "shared_modulation.1.bias", "final_modulation.offsets"]
+    assert sorted(mods) == sorted(shared + blocks)
+    assert net.spatial_blocks[0].modulation.offsets.shape == (6 * 16,)
+    x2d, x_t, t = inputs(net.cfg)
+    net.train()
+    net(x_t, t, net.encode_condition(x2d)).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in net.named_parameters() if n in mods)
+
+
+def test_parameter_counts_of_the_paper_preset():
+    """Issue 10: the D3DP baseline at paper size has ~34 M parameters; the full model stays within 1.3x."""
+    baseline = PoseDiffusion.from_preset("paper", graph=False, semantic_prompts=False, motion_prompts=False,
+                                         energy_regulator=False, conditioning="additive").count_parameters()
+    full = PoseDiffusion.from_preset("paper").count_parameters()
+    assert 33e6 <= baseline <= 36e6
+    assert full <= 45e6 and full <= 1.3 * baseline
+    # the original network (per-block adaLN and prompt keys/values), as old checkpoints store it
+    legacy = PoseDiffusion.from_preset("paper", conditioning="adaln", prompt_kv="per_block")
+    assert 70e6 < legacy.count_parameters() < 72e6
 
 
 def test_energy_gains_change_the_output():
@@ -134,19 +185,22 @@ def test_follows_input_dtype():
     assert run(net, x2d.double(), x_t.double(), t).dtype == torch.float64
 
 
+@pytest.mark.parametrize("prompt_kv", ["shared", "per_block"])
+@pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
 @pytest.mark.parametrize("switches_on", [True, False])
-def test_flops_per_frame_matches_hook_count(switches_on):
+def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv):
     """Count linear and attention matmuls with forward hooks (independent of the analytic formula)."""
-    cfg = small_config(**dict.fromkeys(SWITCHES, switches_on))
+    cfg = small_config(conditioning=conditioning, prompt_kv=prompt_kv, **dict.fromkeys(SWITCHES, switches_on))
     net = Denoiser(cfg)
     total = [0.0]
 
     def linear_hook(module: nn.Linear, args, _out) -> None:
         total[0] += 2 * args[0].numel() / module.in_features * module.in_features * module.out_features
 
-    def attention_hook(module: Attention, args, _out) -> None:
+    def attention_hook(module: Attention, args, kwargs, _out) -> None:
         x = args[0]
-        keys = args[1].shape[1] if len(args) > 1 and args[1] is not None else x.shape[1]
+        given = [a for a in (*args[1:], *kwargs.values()) if a is not None]  # context or key_value
+        keys = given[0].shape[1] if given else x.shape[1]
         total[0] += 2 * 2 * x.shape[0] * x.shape[1] * keys * x.shape[2]
 
     def graph_hook(module, args, _out) -> None:
@@ -156,7 +210,7 @@ def test_flops_per_frame_matches_hook_count(switches_on):
         if isinstance(module, nn.Linear):
             module.register_forward_hook(linear_hook)
         elif isinstance(module, Attention):
-            module.register_forward_hook(attention_hook)
+            module.register_forward_hook(attention_hook, with_kwargs=True)
         elif type(module).__name__ == "AnatomicalGraph":
             module.register_forward_hook(graph_hook)
     run(net, *inputs(cfg, batch=1))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from posediffusion import PoseDiffusion, diffusion
-from posediffusion.config import PRESETS
+from posediffusion.config import CONDITIONING_KINDS, PRESETS
 from posediffusion.skeleton import H36M_17
 from tests.helpers import make_tiny_model as tiny  # a fresh seeded `tiny` model per call
 
@@ -101,8 +101,8 @@ def test_same_seed_same_samples():
 
 
 def test_one_ddim_step_returns_the_network_x0():
-    """K=1 without flip and regulator: output = net(clamp(x_T), t=999) with x_T the generator's first draw."""
-    model = tiny(energy_regulator=False)
+    """K=1 without flip, regulator and smoothing: output = net(clamp(x_T), t=999), x_T the first draw."""
+    model = tiny(energy_regulator=False, smoothing=0.0)
     x2d, _ = windows(model)
     out = model.sample(x2d, num_hypotheses=1, steps=1, flip=False, generator=torch.Generator().manual_seed(3))
     x_T = torch.randn(2, 9, J, 3, generator=torch.Generator().manual_seed(3)).clamp(-1.1, 1.1)
@@ -112,7 +112,7 @@ def test_one_ddim_step_returns_the_network_x0():
 
 
 def test_flip_averages_with_the_mirrored_input():
-    model = tiny(energy_regulator=False)
+    model = tiny(energy_regulator=False, smoothing=0.0)
     x2d, _ = windows(model)
     out = model.sample(x2d, steps=1, flip=True, generator=torch.Generator().manual_seed(3))
     x_T = torch.randn(2, 9, J, 3, generator=torch.Generator().manual_seed(3)).clamp(-1.1, 1.1)
@@ -142,13 +142,79 @@ def test_sampler_gets_the_gain_of_the_original_windows(monkeypatch):
     model.sample(x2d, steps=2, flip=True, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model.denoiser.sampler_gain(model.denoiser.encode_condition(x2d))  # (B, T)
-    assert seen[0].shape == (2, 9) and torch.equal(seen[0], expected)
+    assert seen[0].shape == (2, 9) and torch.allclose(seen[0], expected, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(model.frame_gains(x2d), seen[0], atol=1e-6)  # the public API gives the same
     tiny(energy_regulator=False).sample(x2d, steps=1, generator=torch.Generator().manual_seed(0))
     assert seen[1] is None
 
 
-def test_every_parameter_gets_gradient():
+def test_frame_gains():
     model = tiny()
+    x2d, _ = windows(model, batch=3)
+    gains = model.frame_gains(x2d)
+    assert gains.shape == (3, 9) and ((gains > 0) & (gains < 1)).all()
+    with torch.no_grad():
+        assert torch.equal(gains, model.denoiser.encode_condition(x2d)["sampler_gain"])
+    assert tiny(energy_regulator=False).frame_gains(x2d) is None
+    with pytest.raises(ValueError, match="windows"):
+        model.frame_gains(torch.zeros(1, 10, J, 2))
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({}, 0.5),
+    ({"energy_regulator": False}, 0.5),  # decoupled: "regulator off with the same smoothing"
+    ({"smoothing": 0.0}, 0.0),  # "regulator on without smoothing"
+    ({"energy_regulator": False, "smoothing_mode": "with_regulator"}, 0.0),  # old checkpoints
+    ({"smoothing_mode": "with_regulator"}, 0.5),
+])
+def test_sampler_smoothing_is_its_own_setting(monkeypatch, overrides, expected):
+    seen = []
+    real = diffusion.ddim_sample
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["smoothing"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "ddim_sample", spy)
+    model = tiny(**overrides)
+    assert model.smoothing() == expected
+    model.sample(windows(model)[0], steps=1)
+    assert seen == [expected]
+
+
+def test_smoothing_in_the_loss_trains_the_gain_map(monkeypatch):
+    """The sampler's per-frame smoothing is applied to x0 in the loss too, with the gain's gradient."""
+    seen = []
+    real = diffusion.training_loss
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["smoothing"], kwargs["frame_gain"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "training_loss", spy)
+    x2d, x3d = windows(tiny(), batch=4)
+    grads = {}
+    for in_loss in (True, False):
+        model = tiny(smoothing_in_loss=in_loss)
+        model.training_loss(x2d, x3d, generator=torch.Generator().manual_seed(0)).backward()
+        grads[in_loss] = model.denoiser.energy.offset.grad
+    assert seen[0][0] == 0.5 and seen[0][1].requires_grad  # the gain, not detached
+    assert seen[1] == (0.0, None)
+    assert grads[True].abs() > 0 and grads[False].abs() > 0 and not torch.equal(grads[True], grads[False])
+
+
+def test_no_weight_decay_names_the_regulator_map():
+    model = tiny()
+    names = dict(model.named_parameters())
+    assert model.no_weight_decay() == {"denoiser.energy.slope_raw", "denoiser.energy.offset"}
+    assert model.no_weight_decay() <= set(names)
+    assert tiny(energy_regulator=False).no_weight_decay() == set()
+
+
+@pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
+def test_every_parameter_gets_gradient(conditioning):
+    model = tiny(conditioning=conditioning)
     x2d, x3d = windows(model, batch=4)
     model.training_loss(x2d, x3d, generator=torch.Generator().manual_seed(0)).backward()
     no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]

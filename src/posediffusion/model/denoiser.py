@@ -3,8 +3,17 @@
 Tokens are one joint in one frame: ``embed(2D) + embed(noisy 3D) + joint + frame (+ part prompt)``.
 L pairs of blocks alternate spatial attention (over the J joints of a frame, with the anatomical graph
 branch and cross-attention to the body-part prompts) and temporal attention (over the T frames of a
-joint). Every block is pre-norm with adaLN modulation from ``c = timestep embedding + motion prompt``
-(per frame); in temporal blocks the per-frame FiLM shift/scale is multiplied by the energy gain.
+joint). The conditioning c = timestep embedding (+ motion prompt, per frame) enters by
+``ModelConfig.conditioning``:
+
+* "adaln_single" (default): pre-norm blocks with adaLN; ONE shared ``SiLU -> Linear(D, 6D)`` makes the
+  six shift/scale/gate terms from c, and each block adds its own learned offsets (PixArt-alpha).
+* "adaln": each block has its own ``Linear(D, 6D)`` modulation (the original network; 6 D^2 per block).
+* "additive": c is added to every token once before the first block (D3DP / MixSTE); plain pre-norm
+  blocks with affine LayerNorms, the frame embedding added before the first temporal block.
+
+With adaLN, the temporal blocks' per-frame FiLM shift/scale is multiplied by the energy gain; with
+"additive" the gain enters as a per-frame additive term ``g_t * gain_embedding``.
 
 Shape glossary: N batch (B, or B*H with hypotheses folded in), T frames, J joints, D width, P = 7 prompts.
 """
@@ -39,9 +48,14 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     return F.pad(emb, (0, dim - 2 * half))
 
 
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """FiLM / adaLN: ``x * (1 + scale) + shift`` (broadcasting)."""
-    return x * (1 + scale) + shift
+def modulate(x: Tensor, shift: Tensor | None, scale: Tensor | None) -> Tensor:
+    """FiLM / adaLN: ``x * (1 + scale) + shift`` (broadcasting); ``x`` itself without modulation."""
+    return x if shift is None else x * (1 + scale) + shift
+
+
+def gated(branch: Tensor, gate: Tensor | None) -> Tensor:
+    """adaLN-Zero-style residual gate ``(1 + gate) * branch``; the branch itself without modulation."""
+    return branch if gate is None else (1 + gate) * branch
 
 
 def _modulation(width: int, chunks: int) -> nn.Linear:
@@ -53,26 +67,31 @@ def _modulation(width: int, chunks: int) -> nn.Linear:
 
 
 class Attention(nn.Module):
-    """Multi-head attention; keys/values from ``context`` (self-attention when it is ``None``).
+    """Multi-head attention; keys/values from ``context`` (self-attention when it is ``None``), or given.
 
-    Shapes: x (n, Lq, D), context (n, Lk, D) -> (n, Lq, D).
+    Shapes: x (n, Lq, D), context (n, Lk, D) or key_value (n, Lk, 2D) -> (n, Lq, D).
     ``kind`` "sdpa" uses torch's fused kernel, "math" plain matmul-softmax-matmul (faster for small heads
-    on CPU, see docs/model.md).
+    on CPU, see docs/model.md). ``project_context=False``: no key/value layer; the caller passes
+    ``key_value`` already projected (the shared prompt keys/values, computed once per window).
     """
 
-    def __init__(self, width: int, heads: int, kind: str = "sdpa", dropout: float = 0.0) -> None:
+    def __init__(self, width: int, heads: int, kind: str = "sdpa", dropout: float = 0.0,
+                 project_context: bool = True) -> None:
         super().__init__()
         self.heads, self.kind, self.dropout = heads, kind, dropout
         self.query = nn.Linear(width, width)
-        self.key_value = nn.Linear(width, 2 * width)
+        self.key_value = nn.Linear(width, 2 * width) if project_context else None
         self.out = nn.Linear(width, width)
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        context = x if context is None else context
+    def forward(self, x: Tensor, context: Tensor | None = None, key_value: Tensor | None = None) -> Tensor:
+        if key_value is None:
+            if self.key_value is None:
+                raise ValueError("this attention has no key/value projection: pass key_value")
+            key_value = self.key_value(x if context is None else context)  # (n, Lk, 2D)
         n, lq, d = x.shape
         hd = d // self.heads
         q = self.query(x).view(n, lq, self.heads, hd).transpose(1, 2)  # (n, h, Lq, hd)
-        kv = self.key_value(context).view(n, context.shape[1], 2, self.heads, hd)  # (n, Lk, 2, h, hd)
+        kv = key_value.view(n, key_value.shape[1], 2, self.heads, hd)  # (n, Lk, 2, h, hd)
         k, v = kv.permute(2, 0, 3, 1, 4)  # each (n, h, Lk, hd)
         p = self.dropout if self.training else 0.0
         if self.kind == "sdpa":
@@ -91,70 +110,104 @@ class Mlp(nn.Sequential):
         super().__init__(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width), nn.Dropout(dropout))
 
 
-def modulation_terms(modulation: nn.Module, c: Tensor) -> tuple[Tensor, ...]:
-    """adaLN terms of a block: c (N, T or 1, D) -> shift, scale, gate (attention), shift, scale, gate (MLP),
-    each (N, T or 1, 1, D)."""
-    return modulation(c)[:, :, None].chunk(6, dim=-1)
+class ModulationOffsets(nn.Module):
+    """adaLN-single per-block terms: the shared modulation (N, T|1, chunks*D) plus this block's learned
+    offsets (chunks*D,), initialised at 0 (PixArt-alpha's ``scale_shift_table``)."""
+
+    def __init__(self, width: int, chunks: int) -> None:
+        super().__init__()
+        self.offsets = nn.Parameter(torch.zeros(chunks * width))
+
+    def forward(self, shared: Tensor) -> Tensor:
+        return shared[..., : self.offsets.numel()] + self.offsets
+
+
+def block_modulation(cfg: ModelConfig, chunks: int = 6) -> nn.Module | None:
+    """The modulation a block owns: a Linear of c ("adaln"), offsets to the shared terms ("adaln_single"),
+    or none ("additive")."""
+    if cfg.conditioning == "adaln":
+        return _modulation(cfg.width, chunks)
+    if cfg.conditioning == "adaln_single":
+        return ModulationOffsets(cfg.width, chunks)
+    return None
+
+
+def modulation_terms(modulation: nn.Module | None, c: Tensor | None, chunks: int = 6) -> tuple[Tensor, ...]:
+    """A block's adaLN terms from its conditioning input c (N, T or 1, D; the shared 6D terms for
+    adaln_single): shift, scale, gate (attention), shift, scale, gate (MLP), each (N, T or 1, 1, D);
+    all ``None`` without modulation."""
+    if modulation is None:
+        return (None,) * chunks
+    return modulation(c)[:, :, None].chunk(chunks, dim=-1)
+
+
+def _norm(cfg: ModelConfig) -> nn.LayerNorm:
+    """Pre-norm LayerNorm: affine in plain (additive) blocks, without parameters under adaLN."""
+    return nn.LayerNorm(cfg.width, elementwise_affine=cfg.conditioning == "additive")
 
 
 class SpatialBlock(nn.Module):
     """Attention over the J joints of each frame (+ graph branch, + prompt cross-attention).
 
-    Shapes: x (N, T, J, D), c (N, T or 1, D), prompts (N, P, D) or None -> (N, T, J, D).
+    Shapes: x (N, T, J, D), c (N, T or 1, D | 6D) or None, prompts (N, P, D) (per-block keys/values) or
+    prompt_kv (N, P, 2D) (shared keys/values) or None -> (N, T, J, D).
     """
 
     def __init__(self, cfg: ModelConfig, skeleton: Skeleton) -> None:
         super().__init__()
         d = cfg.width
-        self.norm_attn = nn.LayerNorm(d, elementwise_affine=False)
+        self.norm_attn = _norm(cfg)
         self.attn = Attention(d, cfg.heads, cfg.attention, cfg.dropout)
         self.graph = AnatomicalGraph(skeleton, d, cfg.graph_hops) if cfg.graph else None
         self.norm_prompt = nn.LayerNorm(d) if cfg.semantic_prompts else None
-        self.prompt_attn = Attention(d, cfg.heads, "math", cfg.dropout) if cfg.semantic_prompts else None
-        self.norm_mlp = nn.LayerNorm(d, elementwise_affine=False)
+        per_block = cfg.prompt_kv == "per_block"
+        self.prompt_attn = (Attention(d, cfg.heads, "math", cfg.dropout, project_context=per_block)
+                            if cfg.semantic_prompts else None)
+        self.norm_mlp = _norm(cfg)
         self.mlp = Mlp(d, cfg.mlp_ratio, cfg.dropout)
-        self.modulation = _modulation(d, 6)
+        self.modulation = block_modulation(cfg)
 
-    def forward(self, x: Tensor, c: Tensor, prompts: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor | None, prompts: Tensor | None = None,
+                prompt_kv: Tensor | None = None) -> Tensor:
         n, t, j, d = x.shape
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation_terms(self.modulation, c)
         h = modulate(self.norm_attn(x), shift_a, scale_a).reshape(n * t, j, d)  # (N*T, J, D)
         branch = self.attn(h)  # (N*T, J, D)
         if self.graph is not None:
             branch = branch + self.graph(h)  # (N*T, J, D)
-        x = x + (1 + gate_a) * branch.view(n, t, j, d)
+        x = x + gated(branch.view(n, t, j, d), gate_a)
         if self.prompt_attn is not None:
             q = self.norm_prompt(x).reshape(n, t * j, d)  # (N, T*J, D)
-            x = x + self.prompt_attn(q, prompts).view(n, t, j, d)
-        return x + (1 + gate_m) * self.mlp(modulate(self.norm_mlp(x), shift_m, scale_m))
+            x = x + self.prompt_attn(q, prompts, prompt_kv).view(n, t, j, d)
+        return x + gated(self.mlp(modulate(self.norm_mlp(x), shift_m, scale_m)), gate_m)
 
 
 class TemporalBlock(nn.Module):
     """Attention over the T frames of each joint; per-frame FiLM shift/scale multiplied by the energy gain.
 
-    Shapes: x (N, T, J, D), c (N, T or 1, D), gain (N, T) or None -> (N, T, J, D).
+    Shapes: x (N, T, J, D), c (N, T or 1, D | 6D) or None, gain (N, T) or None -> (N, T, J, D).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d = cfg.width
-        self.norm_attn = nn.LayerNorm(d, elementwise_affine=False)
+        self.norm_attn = _norm(cfg)
         self.attn = Attention(d, cfg.heads, cfg.attention, cfg.dropout)
-        self.norm_mlp = nn.LayerNorm(d, elementwise_affine=False)
+        self.norm_mlp = _norm(cfg)
         self.mlp = Mlp(d, cfg.mlp_ratio, cfg.dropout)
-        self.modulation = _modulation(d, 6)
+        self.modulation = block_modulation(cfg)
 
-    def forward(self, x: Tensor, c: Tensor, gain: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor | None, gain: Tensor | None) -> Tensor:
         n, t, j, d = x.shape
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation_terms(self.modulation, c)
-        if gain is not None:
+        if gain is not None and shift_a is not None:
             g = gain[:, :, None, None].to(x.dtype)  # (N, T, 1, 1)
             shift_a, scale_a, shift_m, scale_m = (g * m for m in (shift_a, scale_a, shift_m, scale_m))
         h = modulate(self.norm_attn(x), shift_a, scale_a)  # (N, T, J, D)
         h = h.transpose(1, 2).reshape(n * j, t, d)  # (N*J, T, D)
         h = self.attn(h).view(n, j, t, d).transpose(1, 2)  # (N, T, J, D)
-        x = x + (1 + gate_a) * h
-        return x + (1 + gate_m) * self.mlp(modulate(self.norm_mlp(x), shift_m, scale_m))
+        x = x + gated(h, gate_a)
+        return x + gated(self.mlp(modulate(self.norm_mlp(x), shift_m, scale_m)), gate_m)
 
 
 class Denoiser(nn.Module):
@@ -178,12 +231,21 @@ class Denoiser(nn.Module):
         self.frame_embedding = nn.Parameter(0.02 * torch.randn(cfg.frames, 1, d))  # (T, 1, D)
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.semantic = SemanticPrompts(skeleton, d, cfg.prompt_init) if cfg.semantic_prompts else None
-        self.motion = MotionPrompts(skeleton, d) if cfg.motion_prompts else None
-        self.energy = TemporalEnergyRegulator(cfg.energy_sigma) if cfg.energy_regulator else None
+        shared_kv = cfg.semantic_prompts and cfg.prompt_kv == "shared"
+        self.prompt_key_value = nn.Linear(d, 2 * d) if shared_kv else None
+        self.motion = (MotionPrompts(skeleton, d, cfg.motion_features, cfg.energy_sigma)
+                       if cfg.motion_prompts else None)
+        self.energy = (TemporalEnergyRegulator(cfg.energy_sigma, cfg.energy_kind)
+                       if cfg.energy_regulator else None)
+        # additive: the gain's way in is a learned per-frame term g_t * gain_embedding added to the tokens
+        additive_gain = cfg.conditioning == "additive" and cfg.energy_regulator
+        self.gain_embedding = nn.Parameter(0.02 * torch.randn(d)) if additive_gain else None
+        self.shared_modulation = (nn.Sequential(nn.SiLU(), _modulation(d, 6))
+                                  if cfg.conditioning == "adaln_single" else None)
         self.spatial_blocks = nn.ModuleList(SpatialBlock(cfg, skeleton) for _ in range(cfg.depth))
         self.temporal_blocks = nn.ModuleList(TemporalBlock(cfg) for _ in range(cfg.depth))
-        self.final_norm = nn.LayerNorm(d, elementwise_affine=False)
-        self.final_modulation = _modulation(d, 2)
+        self.final_norm = _norm(cfg)
+        self.final_modulation = block_modulation(cfg, chunks=2)
         self.head = nn.Linear(d, 3)
         nn.init.normal_(self.head.weight, std=HEAD_INIT_STD)
         nn.init.zeros_(self.head.bias)
@@ -196,20 +258,27 @@ class Denoiser(nn.Module):
             x2d: (B, T, J, 2) normalised screen coordinates, T == cfg.frames.
 
         Returns:
-            ``tokens`` (B, T, J, D) 2D + joint + frame (+ part prompt) embedding; with semantic prompts
-            ``prompts`` (B, P, D); with motion prompts ``frame_prompt`` (B, T, D); with the energy
-            regulator ``energy`` (B, T) and the gain ``GAIN_KEY`` (B, T) in (0, 1).
+            ``tokens`` (B, T, J, D) 2D + joint (+ frame, except with "additive" conditioning) (+ part
+            prompt) embedding; with semantic prompts ``prompt_kv`` (B, P, 2D) their keys/values
+            (``prompt_kv="shared"``) or ``prompts`` (B, P, D) (``"per_block"``); with motion prompts
+            ``frame_prompt`` (B, T, D); with the energy regulator ``energy`` (B, T) and the gain
+            ``GAIN_KEY`` (B, T) in (0, 1). Batch-independent values are expanded, not copied.
         """
         b, t, j, _ = x2d.shape
         if t != self.cfg.frames or j != self.cfg.num_joints:
             expected = f"(B, {self.cfg.frames}, {self.cfg.num_joints}, 2)"
             raise ValueError(f"x2d must be {expected}, got {tuple(x2d.shape)}")
-        tokens = self.embed_2d(x2d) + self.joint_embedding + self.frame_embedding  # (B, T, J, D)
+        tokens = self.embed_2d(x2d) + self.joint_embedding  # (B, T, J, D)
+        if self.cfg.conditioning != "additive":  # additive: added before the first temporal block (MixSTE)
+            tokens = tokens + self.frame_embedding
         cond: dict[str, Tensor] = {}
         if self.semantic is not None:
             prompts = self.semantic()  # (P, D)
             tokens = tokens + self.semantic.joint_tokens(prompts)  # (B, T, J, D)
-            cond["prompts"] = prompts.expand(b, -1, -1)  # (B, P, D)
+            if self.prompt_key_value is not None:
+                cond["prompt_kv"] = self.prompt_key_value(prompts).expand(b, -1, -1)  # (B, P, 2D), once
+            else:
+                cond["prompts"] = prompts.expand(b, -1, -1)  # (B, P, D)
         cond["tokens"] = tokens
         if self.motion is not None:
             cond["frame_prompt"] = self.motion(x2d)  # (B, T, D)
@@ -220,6 +289,19 @@ class Denoiser(nn.Module):
     def sampler_gain(self, cond: dict[str, Tensor]) -> Tensor | None:
         """The per-frame gain (B, T) in (0, 1) for the sampler's energy regulation, ``None`` without it."""
         return cond[GAIN_KEY] if self.energy is not None else None
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of parameters to exclude from weight decay (timm convention): the energy regulator's map."""
+        if self.energy is None:
+            return set()
+        return {f"energy.{name}" for name in self.energy.no_weight_decay()}
+
+    def condition_vector(self, t: Tensor, cond: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
+        """c = MLP(sinusoid(t)) (N, 1, D), plus the motion prompt per frame (N, T, D) when it is on."""
+        c = self.time_mlp(timestep_embedding(t, self.cfg.width).to(dtype))[:, None]  # (N, 1, D)
+        if self.motion is not None:
+            c = c + cond["frame_prompt"]  # (N, T, D)
+        return c
 
     def forward(self, x_t: Tensor, t: Tensor, cond: dict[str, Tensor]) -> Tensor:
         """Predict the clean pose.
@@ -233,14 +315,24 @@ class Denoiser(nn.Module):
             (N, T, J, 3) predicted x0; the root joint is exactly 0.
         """
         x = cond["tokens"] + self.embed_3d(x_t)  # (N, T, J, D)
-        c = self.time_mlp(timestep_embedding(t, self.cfg.width).to(x.dtype))[:, None]  # (N, 1, D)
-        if self.motion is not None:
-            c = c + cond["frame_prompt"]  # (N, T, D)
-        prompts = cond["prompts"] if self.semantic is not None else None
-        gain = self.sampler_gain(cond)
-        for spatial, temporal in zip(self.spatial_blocks, self.temporal_blocks, strict=True):
-            x = temporal(spatial(x, c, prompts), c, gain)
-        shift, scale = self.final_modulation(c)[:, :, None].chunk(2, dim=-1)  # each (N, T|1, 1, D)
+        c = self.condition_vector(t, cond, x.dtype)  # (N, T|1, D)
+        gain = self.sampler_gain(cond)  # (N, T) or None
+        if self.cfg.conditioning == "additive":
+            x = x + c[:, :, None]  # (N, T, J, D): c added to every token once
+            if self.gain_embedding is not None:
+                x = x + gain[:, :, None, None].to(x.dtype) * self.gain_embedding
+            block_c = None
+        elif self.shared_modulation is not None:
+            block_c = self.shared_modulation(c)  # (N, T|1, 6D): adaLN-single, once for all blocks
+        else:
+            block_c = c  # adaln: every block applies its own modulation layer to c
+        prompts, prompt_kv = cond.get("prompts"), cond.get("prompt_kv")
+        for i, (spatial, temporal) in enumerate(zip(self.spatial_blocks, self.temporal_blocks, strict=True)):
+            x = spatial(x, block_c, prompts, prompt_kv)
+            if i == 0 and self.cfg.conditioning == "additive":
+                x = x + self.frame_embedding  # (N, T, J, D), before the first temporal block as MixSTE
+            x = temporal(x, block_c, gain)
+        shift, scale = modulation_terms(self.final_modulation, block_c, chunks=2)  # each (N, T|1, 1, D)
         out = self.head(modulate(self.final_norm(x), shift, scale))  # (N, T, J, 3)
         return zero_root(out, self.root)
 
@@ -259,18 +351,22 @@ class Denoiser(nn.Module):
         cfg, d, j, t = self.cfg, self.cfg.width, self.cfg.num_joints, self.cfg.frames
         hidden, prompts = int(round(d * cfg.mlp_ratio)), len(PROMPT_NAMES)
         cond_rows = 1.0 if cfg.motion_prompts else 1.0 / t  # c is per frame with motion prompts
-        block = j * (4 * d * d + 2 * d * hidden) + cond_rows * 6 * d * d  # q, kv, out, MLP; modulation
+        per_block_kv = cfg.prompt_kv == "per_block"
+        block = j * (4 * d * d + 2 * d * hidden)  # q, kv, out, MLP
+        if cfg.conditioning == "adaln":
+            block += cond_rows * 6 * d * d  # the block's own modulation layer
         spatial = block + 2 * j * j * d  # + scores and weighted sum over J keys
         temporal = block + 2 * j * t * d  # + scores and weighted sum over T keys
         if cfg.graph:
             spatial += j * d * d + j * j * d
-        if cfg.semantic_prompts:  # q + out per joint, scores + sum over P keys, k/v of P prompts per window
-            spatial += 2 * j * d * d + 2 * j * prompts * d + 2 * prompts * d * d / t
+        if cfg.semantic_prompts:  # q + out per joint, scores + sum over P keys (+ k/v per block)
+            spatial += 2 * j * d * d + 2 * j * prompts * d + per_block_kv * 2 * prompts * d * d / t
         macs = cfg.depth * (spatial + temporal)
         macs += j * 5 * d + j * d * 3  # 2D + 3D embeddings, head
-        macs += 2 * d * d / t + cond_rows * 2 * d * d  # timestep MLP, final modulation
+        macs += 2 * d * d / t  # timestep MLP
+        macs += cond_rows * d * d * {"adaln": 2, "adaln_single": 6, "additive": 0}[cfg.conditioning]
         if cfg.motion_prompts:
             macs += (4 * j + 6) * d + d * d
-        if cfg.semantic_prompts:
-            macs += prompts * PROMPT_EMBED_DIM * d / t
+        if cfg.semantic_prompts:  # projection of the prompt tokens (+ shared k/v), once per window
+            macs += prompts * PROMPT_EMBED_DIM * d / t + (not per_block_kv) * 2 * prompts * d * d / t
         return float(2 * macs)

@@ -60,6 +60,7 @@ class PoseDiffusion(nn.Module):
             raise ValueError("x3d contains NaN or infinite values")
         d = self.config.diffusion
         cond = self.denoiser.encode_condition(x2d)
+        smoothing = self.smoothing() if d.smoothing_in_loss else 0.0
         return diffusion.training_loss(
             self.denoiser,
             x3d,
@@ -68,6 +69,8 @@ class PoseDiffusion(nn.Module):
             scale=d.scale,
             clamp=d.clamp,
             velocity_weight=d.velocity_weight,
+            smoothing=smoothing,
+            frame_gain=self.denoiser.sampler_gain(cond) if smoothing > 0 else None,  # with gradient
             generator=generator,
         )
 
@@ -116,12 +119,35 @@ class PoseDiffusion(nn.Module):
             scale=d.scale,
             clamp=d.clamp,
             flip_permutation=perm if flip else None,
-            smoothing=d.smoothing if self.config.model.energy_regulator else 0.0,
+            smoothing=self.smoothing(),
             frame_gain=None if gain is None else gain[: x2d.shape[0]],  # the original windows' gain
             generator=generator,
             return_all_steps=return_all_steps,
         )
         return root_relative(out)  # root exactly 0
+
+    def frame_gains(self, x2d: Tensor) -> Tensor | None:
+        """The energy regulator's per-frame gains (B, T) in (0, 1) for (B, T, 17, 2) windows: what scales
+        the temporal blocks' modulation and what :meth:`sample` hands the sampler (``frame_gain``) for
+        these windows. ``None`` without the regulator."""
+        self._check_input(x2d)
+        if self.denoiser.energy is None:
+            return None
+        return self.denoiser.energy(x2d)[1]
+
+    def smoothing(self) -> float:
+        """Effective strength of the sampler's (and, with ``smoothing_in_loss``, the loss's) temporal
+        smoothing: ``config.diffusion.smoothing``, or 0 for old-checkpoint configs (``smoothing_mode``
+        "with_regulator") without the regulator."""
+        d = self.config.diffusion
+        if d.smoothing_mode == "with_regulator" and not self.config.model.energy_regulator:
+            return 0.0
+        return d.smoothing
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names (as in ``named_parameters()``) to exclude from weight decay: the energy regulator's
+        learnable map (``denoiser.energy.slope_raw``, ``denoiser.energy.offset``)."""
+        return {f"denoiser.{name}" for name in self.denoiser.no_weight_decay()}
 
     def count_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable) parameters."""
