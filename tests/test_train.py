@@ -357,3 +357,23 @@ def test_a_short_cosine_run_ends_at_the_final_rate_and_exempt_parameters_do_not_
 
     groups = parameter_groups(Exempt(), 0.1)
     assert [len(g["params"]) for g in groups] == [2, 1] and groups[1]["weight_decay"] == 0.0
+
+
+def test_resume_keeps_the_network_the_run_was_built_with(tmp_path, data_dir):
+    """A run whose checkpoint predates a ModelConfig key resumes with the key's legacy value."""
+    import dataclasses
+    import json
+
+    from posediffusion.config import LEGACY_MODEL_DEFAULTS
+
+    run = tmp_path / "old"
+    train(tiny_config(data_dir, run, epochs=1, max_steps=2, model={"conditioning": "adaln"}))
+    config_file = run / "last" / "config.json"
+    stored = json.loads(config_file.read_text())
+    assert LEGACY_MODEL_DEFAULTS["model"]["conditioning"] == "adaln"
+    del stored["model"]["model"]["conditioning"]  # as written before the key existed
+    config_file.write_text(json.dumps(stored))
+    saved = load_config_yaml(TrainConfig, run / "config.yaml")
+    save_config_yaml(dataclasses.replace(saved, model={}), run / "config.yaml")  # as the old code wrote it
+    resumed = train(tiny_config(data_dir, run, epochs=1, max_steps=3, resume=True))
+    assert resumed.model.config.model.conditioning == "adaln" and len(resumed.losses) == 1

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from posediffusion import __version__
-from posediffusion.checkpoint import load_weights_into, read_checkpoint, save_checkpoint
+from posediffusion.checkpoint import build_model, load_weights_into, read_checkpoint, save_checkpoint
 from posediffusion.config import TrainConfig, load_config_yaml, resume_differences, save_config_yaml
 from posediffusion.data.selection import load_sequences, split_validation
 from posediffusion.data.windows import WindowDataset
@@ -139,7 +139,7 @@ def _train(config: TrainConfig, run_dir: Path, step_callback: Callable[[int, flo
     if config.resume:
         check_resume(config, run_dir)
     runtime = setup_runtime(config)
-    state = _TrainingState.create(config, runtime)
+    state = _TrainingState.create(config, runtime, run_dir)
     train_seqs, select_seqs, split = prepare_splits(config)
     dataset = WindowDataset(train_seqs, state.frames, stride=config.data.stride, flip=config.data.flip,
                             seed=config.seed)
@@ -309,9 +309,13 @@ class _TrainingState:
         self.ema = ExponentialMovingAverage(model, config.ema_decay) if config.ema_decay > 0 else None
 
     @classmethod
-    def create(cls, config: TrainConfig, runtime: Runtime) -> _TrainingState:
+    def create(cls, config: TrainConfig, runtime: Runtime, run_dir: Path) -> _TrainingState:
         torch.manual_seed(config.seed)  # the same initial weights on every rank and every fresh run
-        model = PoseDiffusion.from_preset(config.preset, **config.model)
+        if config.resume:
+            # the network the run built: a key added to ModelConfig since keeps the run's (legacy) value
+            model = build_model(read_checkpoint(run_dir, "last").model_config)
+        else:
+            model = PoseDiffusion.from_preset(config.preset, **config.model)
         return cls(config, runtime, model.to(runtime.device))
 
     @property
