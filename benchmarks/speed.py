@@ -132,7 +132,7 @@ def naive_sample(model, x2d, hypotheses: int, steps: int, generator) -> Any:
              for _ in range(len(schedule) if d.eta > 0 else 1)]  # initial + one per non-final step
     ac = model.schedule.alphas_cumprod_f64
     x2d_flip = x2d[:, :, perm] * torch.tensor([-1.0, 1.0])
-    smoothing = d.smoothing if model.config.model.energy_regulator else 0.0
+    smoothing = model.smoothing()  # the model's rule (constant without the regulator in new configs)
     outputs = []
     for h in range(hypotheses):
         rows = torch.arange(b) * hypotheses + h
@@ -147,11 +147,12 @@ def naive_sample(model, x2d, hypotheses: int, steps: int, generator) -> Any:
             x0 = 0.5 * (plain + mirrored[:, :, perm] * sign)
             x0 = x0 * (torch.arange(j) != 0).float()[:, None]  # root joint exactly 0
             gain = net.sampler_gain(cond)  # (B, T) or None
-            if gain is not None and smoothing > 0:
+            if smoothing > 0:
                 prev = torch.cat([x0[:, :1], x0[:, :-1]], dim=1)
                 nxt = torch.cat([x0[:, 1:], x0[:, -1:]], dim=1)
                 smooth = 0.25 * prev + 0.5 * x0 + 0.25 * nxt
-                x0 = x0 + smoothing * (1.0 - gain[:, :, None, None]) * (smooth - x0)
+                weight = smoothing if gain is None else smoothing * (1.0 - gain[:, :, None, None])
+                x0 = x0 + weight * (smooth - x0)
             if t_next < 0:
                 break
             z = naive_ddim_step(z, x0 * d.scale, ac[t], ac[t_next], d.eta, gain,
