@@ -364,6 +364,12 @@ def spawn(args: argparse.Namespace, part: str, preset: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ reporting
 
 
+def _load(record: dict[str, Any]) -> str:
+    """``threads | load before / after |`` table cells (``?`` for records older than these fields)."""
+    load = record.get("load_1min_before_after", ["?", "?"])
+    return f"{record.get('threads', '?')} | {load[0]} / {load[1]} |"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """Tables of every part present."""
     out = []
@@ -374,33 +380,31 @@ def markdown(results: dict[str, Any]) -> str:
                    f"bf16 {peak['matmul_gflops_bf16']} GFLOP/s.\n")
     fp32 = peak["matmul_gflops_fp32"] if peak else None
     if results.get("train"):
-        out += ["| preset | params | batch x T | train frames/s | GFLOP/s (3x fwd) | % of fp32 peak |",
-                "|---|---|---|---|---|---|"]
+        out += ["| preset | params | batch x T | train frames/s | GFLOP/s (3x fwd) | % of fp32 peak "
+                "| threads | load before / after |", "|---|---|---|---|---|---|---|---|"]
         for preset, r in results["train"].items():
             gf = r["achieved_gflops_(3x_forward)"]
             pct = f"{100 * gf / fp32:.0f} %" if fp32 else "-"
             out.append(f"| {preset} | {r['parameters']:,} | {r['batch_windows']} x {r['frames_per_window']} "
-                       f"| {r['train_frames_per_s']:.0f} | {gf:.1f} | {pct} |")
+                       f"| {r['train_frames_per_s']:.0f} | {gf:.1f} | {pct} | {_load(r)}")
         out.append("")
     if results.get("lift"):
         out += ["| preset | frames timed | folded frames/s | naive frames/s | speed-up | max abs diff (m) "
-                "| max abs output (m) | folded GFLOP/s | % of fp32 peak |",
-                "|---|---|---|---|---|---|---|---|---|"]
+                "| max abs output (m) | folded GFLOP/s | % of fp32 peak | threads | load before / after |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for preset, r in results["lift"].items():
             pct = f"{100 * r['folded_achieved_gflops'] / fp32:.0f} %" if fp32 else "-"
             out.append(f"| {preset} | {r['frames']} | {r['folded_frames_per_s']:.2f} "
                        f"| {r['naive_frames_per_s']:.2f} "
                        f"| {r['speedup']:.2f}x | {r['max_abs_diff_m']:.1e} | {r['max_abs_output_m']:.2f} "
-                       f"| {r['folded_achieved_gflops']:.1f} | {pct} |")
+                       f"| {r['folded_achieved_gflops']:.1f} | {pct} | {_load(r)}")
         out.append("")
     if results.get("interactive"):
         out += ["| preset | params | lifted frames/s (H=5, K=5, flip) | network frames/s | threads "
                 "| load before / after |", "|---|---|---|---|---|---|"]
         for preset, r in results["interactive"].items():
-            load = r.get("load_1min_before_after", ["?", "?"])
             out.append(f"| {preset} | {r['parameters']:,} | {r['lifted_frames_per_s']:.1f} "
-                       f"| {r['network_frames_per_s']:,.0f} | {r.get('threads', '?')} "
-                       f"| {load[0]} / {load[1]} |")
+                       f"| {r['network_frames_per_s']:,.0f} | {_load(r)}")
         out.append("")
     for r in results.get("rss", {}).values():
         out.append(f"Lifting a {r['clip_frames']:,}-frame clip ({r['preset']}, H={r['hypotheses']}, "
