@@ -1,10 +1,11 @@
-"""Every configuration of the package: dataclasses with validation, named presets, one builder, YAML in/out.
+"""Every configuration of the package: dataclasses with validation, named presets, YAML in/out.
 
 A :class:`PoseDiffusionConfig` holds one :class:`ModelConfig` and one :class:`DiffusionConfig` (what a
 checkpoint needs to rebuild the network). Presets are named override sets (``PRESETS``): ``paper`` is the
 published size; ``base``, ``small`` and ``tiny`` are sized for the 2-core CPUs measured in
 ``docs/model.md``. A :class:`TrainConfig` (with its :class:`DataConfig`) describes a training run and an
-:class:`EvalConfig` an evaluation. All of them are built from plain (nested) dicts by :func:`build_config`,
+:class:`EvalConfig` an evaluation. All of them are built from plain (nested) dicts by :func:`build_config`
+(``config_builder.py``, re-exported here),
 so YAML files, checkpoints and command lines get the same validation: unknown keys and bad values are a
 ``ValueError`` naming their source. The command-line flags are derived from these dataclasses
 (``commands/flags.py``): each field's docstring is its ``--help``.
@@ -13,15 +14,16 @@ so YAML files, checkpoints and command lines get the same validation: unknown ke
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-
-from posediffusion.io_utils import write_text_atomic
+from posediffusion.config_builder import (  # noqa: F401 - re-exported: one import path for configs
+    build_config,
+    config_to_dict,
+    load_config_yaml,
+    save_config_yaml,
+)
 
 ATTENTION_KINDS = ("sdpa", "math")
 #: Upper bounds of the network sizes, far above any published lifter (paper: D=512, L=8, T=243): a config
@@ -66,9 +68,6 @@ H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 H36M_TEST_SUBJECTS = ("S9", "S11")
 #: Frames per batch of the paper (4 windows of 243 frames); the default batch size keeps it.
 PAPER_FRAMES_PER_BATCH = 4 * 243
-
-C = TypeVar("C")
-
 
 @dataclass
 class ModelConfig:
@@ -562,97 +561,6 @@ def load_yaml(path: str | Path) -> PoseDiffusionConfig:
 def save_yaml(config: PoseDiffusionConfig, path: str | Path) -> None:
     """Write ``config`` as YAML to ``path`` atomically."""
     save_config_yaml(config, path)
-
-
-# ------------------------------------------------------------------------------------ one builder
-
-
-def build_config(cls: type[C], values: Any, source: str) -> C:
-    """Instantiate dataclass ``cls`` from a (nested) dict, the one way every config is built.
-
-    Fields whose type is itself a config dataclass are built recursively from dicts. Unknown keys, a value
-    that is not a mapping, and every error of the dataclass's own validation become a one-line
-    ``ValueError`` naming ``source`` (a file, "command line", a checkpoint).
-    """
-    if not isinstance(values, dict):
-        raise ValueError(f"{source}: expected a mapping, got {type(values).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; valid: {sorted(names)}")
-    hints = typing.get_type_hints(cls)
-    values = {k: build_config(hints[k], v or {}, f"{source}: {k}")
-              if dataclasses.is_dataclass(hints[k]) and not dataclasses.is_dataclass(v) else v
-              for k, v in values.items()}
-    for key, value in values.items():
-        if not _matches(value, hints[key]):
-            raise ValueError(f"{source}: {key} must be {_type_name(hints[key])}, got {value!r}")
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as err:
-        message = str(err)
-        raise ValueError(message if message.startswith(source) else f"{source}: {message}") from err
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether ``value`` (as read from YAML/JSON/the command line) fits the field type ``hint``."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, a) for a in args)
-    if hint is Any or dataclasses.is_dataclass(hint):
-        return True
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint in (int, float):  # an int is a valid float; a bool is neither
-        return isinstance(value, int if hint is int else (int, float)) and not isinstance(value, bool)
-    if origin in (list, tuple):
-        return isinstance(value, (list, tuple)) and all(_matches(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    return isinstance(value, hint)
-
-
-def _type_name(hint: Any) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
-    if origin in (list, tuple):
-        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
-    return names.get(hint, "a mapping" if origin is dict else getattr(hint, "__name__", str(hint)))
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Plain nested dict of a config dataclass (tuples become lists: YAML/JSON friendly)."""
-    return _plain(dataclasses.asdict(config))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def load_config_yaml(cls: type[C], path: str | Path) -> C:
-    """Read a YAML config of dataclass ``cls`` (unknown keys and bad values: an error naming the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: config file not found")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"{path}: not valid YAML ({first})") from err
-    return build_config(cls, {} if values is None else values, str(path))
-
-
-def save_config_yaml(config: Any, path: str | Path) -> None:
-    """Write a config dataclass as YAML atomically."""
-    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def _check_bounds(obj: object, limits: dict[str, float]) -> None:
