@@ -199,3 +199,106 @@ def test_device_is_checked_before_the_input_is_read(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="--device 'cuda:0': CUDA is not available"):
             lift_file(tmp_path / "missing.npz", device="cuda:0")
+
+
+def test_fps_and_input_frame_numbers_in_every_output(tmp_path, tiny_checkpoint, capsys):
+    from tests.data.test_keypoints import source_points, write_coco_results
+
+    src = write_coco_results(tmp_path / "coco.json", source_points(12, 17), list(range(10, 22)))
+    out, js, csv = tmp_path / "out.npz", tmp_path / "out.json", tmp_path / "out.csv"
+    base = ["lift", str(src), "--image-size", "640", "480", "--checkpoint", str(tiny_checkpoint),
+            "--hypotheses", "1", "--steps", "1"]
+    assert main(base + ["--out", str(out), "--json", str(js), "--csv", str(csv)]) == 0
+    assert "input frames 10..21; fps 50 (ASSUMED" in capsys.readouterr().out
+    data = np.load(out)
+    assert float(data["fps"]) == 50.0 and bool(data["fps_assumed"]) and str(data["fps_source"]) == "assumed"
+    assert int(data["first_frame"]) == 10 and data["frame_ids"].tolist() == list(range(10, 22))
+    doc = json.loads(js.read_text())
+    assert (doc["fps"], doc["fps_assumed"], doc["first_frame"]) == (50.0, True, 10)
+    assert doc["frame_ids"] == list(range(10, 22))
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "frame,input_frame,joint,x,y,z,uncertainty,fps,fps_assumed,inferred"
+    assert lines[1].startswith("0,10,Hip,") and lines[1].endswith(",50,1,0")
+    assert lines[-1].startswith("11,21,")
+    # --fps: used and not assumed
+    assert main(base + ["--out", str(out), "--fps", "29.97"]) == 0
+    data = np.load(out)
+    assert np.isclose(float(data["fps"]), 29.97) and not bool(data["fps_assumed"])
+    assert str(data["fps_source"]) == "--fps"
+    # a file that states its fps
+    npz = tmp_path / "kp.npz"
+    save_keypoints_npz(npz, _track(12), (1000, 1000), fps=25)
+    result = lift_file(npz, checkpoint=tiny_checkpoint, hypotheses=1, steps=1)
+    assert (result.fps, result.fps_source, result.fps_assumed, result.first_frame) == (25.0, "file", False, 0)
+    assert lift_file(npz, checkpoint=tiny_checkpoint, hypotheses=1, steps=1, fps=60).fps_source == "--fps"
+    for bad in ("0", "nan", "-3"):
+        assert main(base + ["--out", str(tmp_path / "x.npz"), "--fps", bad]) == 2
+        assert f"--fps {float(bad)}" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize("fmt", ["videopose3d", "detectron2"])
+def test_lift_cli_on_videopose3d_and_detectron2_npz(tmp_path, tiny_checkpoint, fmt):
+    from tests.data.test_keypoint_formats import write_detectron2_npz, write_vp3d_custom
+    from tests.data.test_keypoints import COCO, expected_h36m, source_points
+
+    pts = source_points(10, 17)
+    if fmt == "videopose3d":
+        src = write_vp3d_custom(tmp_path / "data_2d_custom_clip.npz", {"clip.mp4": pts})
+    else:
+        src = write_detectron2_npz(tmp_path / "clip.mp4.npz", [[p] for p in pts], [[0.9]] * len(pts))
+    out = tmp_path / "out.npz"
+    assert main(["lift", str(src), "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+                 "--hypotheses", "1", "--steps", "1"]) == 0
+    data = np.load(out)
+    np.testing.assert_allclose(data["keypoints_2d"], expected_h36m(pts, COCO), atol=1e-3)
+    assert json.loads(str(data["settings"]))["format"] == fmt
+
+
+def test_cli_person_and_all_people_on_two_crossing_people(tmp_path, tiny_checkpoint, capsys):
+    from tests.data.test_tracking import BODY25, TORSO, layout, order, walker, write_openpose
+
+    frames = 24
+    a, b = walker(frames, 300, 12), walker(frames, 700, -12, seed=1)
+    folder = write_openpose(tmp_path / "op", [[layout(p, BODY25, f) for p in order(f, [a, b])]
+                                              for f in range(frames)])
+    base = ["lift", str(folder), "--image-size", "1280", "720", "--checkpoint", str(tiny_checkpoint),
+            "--hypotheses", "1", "--steps", "1"]
+    assert main(base + ["--out", str(tmp_path / "b.npz"), "--person", "1"]) == 0
+    data = np.load(tmp_path / "b.npz")
+    np.testing.assert_allclose(data["keypoints_2d"][:, 0], b["mid_hip"], atol=10)  # track 1: right at first
+    assert json.loads(str(data["settings"]))["track_id"] == 1
+    out, js = tmp_path / "all.npz", tmp_path / "all.json"
+    assert main(base + ["--out", str(out), "--json", str(js), "--all-people"]) == 0
+    printed = capsys.readouterr().out
+    assert "track 0: lifted 24 frames" in printed and "track 1: lifted 24 frames" in printed
+    assert sorted(p.name for p in tmp_path.glob("all*")) == ["all_track0.json", "all_track0.npz",
+                                                            "all_track1.json", "all_track1.npz"]
+    for track, person in ((0, a), (1, b)):
+        data = np.load(tmp_path / f"all_track{track}.npz")
+        pelvis = data["keypoints_2d"][:, 0]
+        np.testing.assert_allclose(pelvis, person["mid_hip"], atol=10)
+        assert (np.linalg.norm(np.diff(pelvis, axis=0), axis=-1) <= TORSO).all()
+        assert json.loads((tmp_path / f"all_track{track}.json").read_text())["settings"]["track_id"] == track
+    assert main(base + ["--out", str(out), "--all-people", "--person", "0"]) == 2
+    assert "--person 0 and --all-people" in capsys.readouterr().err
+
+
+def test_never_seen_joints_are_lifted_and_marked_inferred_in_every_output(tmp_path, tiny_checkpoint, capsys):
+    from posediffusion.data.body_prior import TEMPLATE_2D
+
+    pixels = TEMPLATE_2D[None] * 0.35 + np.array([500.0, 400.0]) + np.arange(12)[:, None, None] * [2.0, 0.0]
+    pixels[:, 16] = np.nan  # RWrist never seen
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, pixels, (1000, 1000))
+    out, js, csv = tmp_path / "o.npz", tmp_path / "o.json", tmp_path / "o.csv"
+    assert main(["lift", str(src), "--out", str(out), "--json", str(js), "--csv", str(csv), "--checkpoint",
+                 str(tiny_checkpoint), "--hypotheses", "1", "--steps", "1"]) == 0
+    assert "INFERRED from a body prior (not measured): RWrist" in capsys.readouterr().out
+    data = np.load(out)
+    assert data["inferred"].shape == (12, 17) and data["inferred"][:, 16].all()
+    assert data["inferred"].sum() == 12
+    assert data["filled"][:, 16].all() and np.isfinite(data["pose_3d"]).all()
+    assert json.loads(str(data["settings"]))["inferred_joints"] == ["RWrist"]
+    assert np.array(json.loads(js.read_text())["inferred"])[:, 16].all()
+    rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
+    assert {r[2] for r in rows if r[-1] == "1"} == {"RWrist"}

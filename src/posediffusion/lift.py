@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.resources import files
@@ -32,7 +33,7 @@ import torch
 from posediffusion.aggregate import estimate_label, hypothesis_spread, joint_aggregate, pose_aggregate
 from posediffusion.camera import normalize_screen
 from posediffusion.checkpoint import load_model
-from posediffusion.data.keypoints import check_image_size, load_keypoints
+from posediffusion.data.keypoints import Keypoints, check_image_size, load_keypoints, load_tracks
 from posediffusion.data.windows import window_starts
 from posediffusion.inference import sample_sequences
 from posediffusion.io_utils import atomic_path, check_output_folder, save_npz_atomic, write_text_atomic
@@ -49,6 +50,11 @@ AGGREGATIONS = ("j-agg", "p-agg")
 AGGREGATION_ALIASES = {"joint": "j-agg", "pose": "p-agg"}
 #: J-Agg without a camera: hypotheses are reprojected by a per-frame weak-perspective fit.
 ROOT_SOURCE = "weak_perspective"
+#: Frame rate assumed (for rendering and per-frame velocities) when neither --fps nor the file states one.
+DEFAULT_FPS = 50.0
+#: Where ``LiftResult.fps`` came from ("metadata": a video's, ``posediffusion video``); only "assumed" means
+#: the real rate is unknown.
+FPS_SOURCES = ("--fps", "file", "metadata", "assumed")
 
 
 def canonical_aggregation(name: str) -> str:
@@ -74,6 +80,14 @@ class LiftResult:
         alternatives: aggregation label -> (F, 17, 3): every aggregation of the same samples (J-Agg and
             P-Agg), so they can be compared without sampling twice.
         settings: everything needed to reproduce the result (checkpoint, H, K, flip, aggregation, ...).
+        fps: the frame rate used for rendering and per-frame velocities: ``--fps``, else the file's, else
+            ``DEFAULT_FPS``; ``fps_source`` says which ("--fps", "file" or "assumed": the real rate is
+            unknown).
+        frame_ids: (F,) int64, the input's frame number of each output frame (``None``: 0, 1, ...), so
+            output frame i is input frame ``frame_ids[i]``.
+        inferred: (F, 17) bool or ``None``: joints never seen in the input, placed from a body prior before
+            lifting (``data/body_prior.py``); their 2D and 3D are a guess, not a measurement. They are
+            also in ``filled``.
     """
 
     pose_3d: np.ndarray
@@ -82,21 +96,44 @@ class LiftResult:
     image_size: tuple[int, int]
     hypotheses: np.ndarray | None = None
     filled: np.ndarray | None = None
-    fps: float = 50.0
+    fps: float = DEFAULT_FPS
     alternatives: dict[str, np.ndarray] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    fps_source: str = "assumed"
+    frame_ids: np.ndarray | None = None
+    inferred: np.ndarray | None = None
+
+    @property
+    def fps_assumed(self) -> bool:
+        """True when no frame rate was given or stored: ``fps`` is ``DEFAULT_FPS``, an assumption."""
+        return self.fps_source == "assumed"
+
+    def input_frames(self) -> np.ndarray:
+        """(F,) int64: the input's frame number of each output frame."""
+        if self.frame_ids is None:
+            return np.arange(len(self.pose_3d), dtype=np.int64)
+        return np.asarray(self.frame_ids, dtype=np.int64)
+
+    @property
+    def first_frame(self) -> int:
+        """The input's frame number of output frame 0."""
+        return int(self.input_frames()[0]) if len(self.pose_3d) else 0
 
     def save(self, path: str | Path, ground_truth: np.ndarray | None = None) -> Path:
         """Write the npz read by ``posediffusion render`` (atomic)."""
         arrays: dict[str, Any] = {
             "pose_3d": self.pose_3d, "uncertainty": self.uncertainty, "keypoints_2d": self.keypoints_2d,
             "image_size": np.asarray(self.image_size, dtype=np.int64), "fps": np.float32(self.fps),
+            "fps_assumed": np.bool_(self.fps_assumed), "fps_source": np.asarray(self.fps_source),
+            "frame_ids": self.input_frames(), "first_frame": np.int64(self.first_frame),
             "settings": np.asarray(_json(self.settings)),
         }
         if self.hypotheses is not None:
             arrays["hypotheses"] = self.hypotheses
         if self.filled is not None:
             arrays["filled"] = self.filled
+        if self.inferred is not None:
+            arrays["inferred"] = self.inferred
         if ground_truth is not None:
             arrays["ground_truth"] = np.asarray(ground_truth, dtype=np.float32)
         save_npz_atomic(path, **arrays)
@@ -104,19 +141,28 @@ class LiftResult:
 
     def save_json(self, path: str | Path) -> Path:
         """Write pose, uncertainty and settings as JSON (frames x joints x xyz, metres)."""
-        payload = {"units": "metres", "joint_order": "h36m17", "fps": self.fps, "settings": self.settings,
-                   "pose_3d": np.round(self.pose_3d, 5).tolist(),
+        payload = {"units": "metres", "joint_order": "h36m17", "fps": self.fps,
+                   "fps_assumed": self.fps_assumed, "fps_source": self.fps_source,
+                   "first_frame": self.first_frame, "frame_ids": self.input_frames().tolist(),
+                   "settings": self.settings, "pose_3d": np.round(self.pose_3d, 5).tolist(),
                    "uncertainty": np.round(self.uncertainty, 5).tolist()}
+        if self.inferred is not None:  # (F, 17) 1 = never seen, placed from the body prior: not measured
+            payload["inferred"] = self.inferred.astype(int).tolist()
         write_text_atomic(path, _json(payload))
         return Path(path)
 
     def save_csv(self, path: str | Path) -> Path:
-        """Write a long CSV: ``frame,joint,x,y,z,uncertainty`` (metres)."""
-        lines = ["frame,joint,x,y,z,uncertainty"]
+        """Write a long CSV: ``frame,input_frame,joint,x,y,z,uncertainty,fps,fps_assumed,inferred``
+        (metres; the input's frame number of each frame; the fps used, 1 in ``fps_assumed`` when it is an
+        assumption; 1 in ``inferred`` for a joint never seen in the input, placed from the body prior)."""
+        lines = ["frame,input_frame,joint,x,y,z,uncertainty,fps,fps_assumed,inferred"]
+        ids, rate = self.input_frames(), f"{self.fps:g},{int(self.fps_assumed)}"
+        inferred = self.inferred if self.inferred is not None else np.zeros(self.pose_3d.shape[:2], bool)
         for f in range(len(self.pose_3d)):
             for j, name in enumerate(H36M_17.joints):
-                x, y, z = self.pose_3d[f, j]
-                lines.append(f"{f},{name},{x:.5f},{y:.5f},{z:.5f},{self.uncertainty[f, j]:.5f}")
+                (x, y, z), u = self.pose_3d[f, j], self.uncertainty[f, j]
+                flag = int(inferred[f, j])
+                lines.append(f"{f},{ids[f]},{name},{x:.5f},{y:.5f},{z:.5f},{u:.5f},{rate},{flag}")
         write_text_atomic(path, "\n".join(lines) + "\n")
         return Path(path)
 
@@ -236,27 +282,89 @@ def lift_file(
     checkpoint: str | Path | None = None,
     format: str = "auto",
     image_size: tuple[int, int] | None = None,
-    min_confidence: float = 0.3,
+    min_confidence: float | None = None,
     person: int | None = None,
     device: str = "cpu",
+    fps: float | None = None,
     **options: Any,
 ) -> LiftResult:
     """Read a keypoint file (any supported format), lift it, and return the result.
 
-    ``checkpoint=None`` uses the bundled CPU model. ``options`` go to :func:`lift_keypoints`. The device is
-    checked before the file is read.
+    ``checkpoint=None`` uses the bundled CPU model. ``options`` go to :func:`lift_keypoints`. The device and
+    ``fps`` are checked before the file is read. ``fps`` (``--fps``) overrides the file's frame rate;
+    without either, ``DEFAULT_FPS`` is assumed and the result says so (``fps_source == "assumed"``).
+    ``min_confidence=None`` uses the tool's own threshold where it has one (Detectron2: 0.05), else 0.3.
+    ``person`` is a track id (``data/tracking.py``); ``None`` lifts the track seen in most frames.
     """
     resolve_device(device)
+    if fps is not None:
+        fps = check_fps(fps, "--fps")
     track = load_keypoints(path, format=format, image_size=image_size, min_confidence=min_confidence,
                            person=person)
     model, source = load_lifter(checkpoint, device=device)
+    return _lift_track(path, track, model, source, fps, options)
+
+
+def lift_all_people(
+    path: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    format: str = "auto",
+    image_size: tuple[int, int] | None = None,
+    min_confidence: float | None = None,
+    min_frames: int | None = None,
+    device: str = "cpu",
+    fps: float | None = None,
+    **options: Any,
+) -> dict[int, LiftResult]:
+    """Lift every person's track of a keypoint file: track id -> result (``--all-people``).
+
+    Arguments as :func:`lift_file`; tracks seen in fewer than ``min_frames`` frames are skipped
+    (``data.keypoints.load_tracks``). Every result covers the whole clip (frames without the person are
+    ``filled``) and records its ``track_id`` in ``settings``.
+    """
+    resolve_device(device)
+    if fps is not None:
+        fps = check_fps(fps, "--fps")
+    tracks = load_tracks(path, format=format, image_size=image_size, min_confidence=min_confidence,
+                         min_frames=min_frames)
+    model, source = load_lifter(checkpoint, device=device)
+    return {track.track_id: _lift_track(path, track, model, source, fps, options) for track in tracks}
+
+
+def _lift_track(path: str | Path, track: Keypoints, model: torch.nn.Module, source: str, fps: float | None,
+                options: dict[str, Any]) -> LiftResult:
+    """Lift one loaded track; copy its masks, frame numbers, fps and provenance into the result."""
     result = lift_keypoints(track.pixels, track.image_size, model, **options)
     result.filled = track.filled
-    result.fps = track.fps if track.fps is not None else 50.0
+    result.inferred = track.inferred if track.inferred is not None else np.zeros(track.filled.shape, bool)
+    result.frame_ids = track.frame_ids
+    if fps is not None:
+        if track.fps is not None and track.fps != fps:
+            log.warning("%s: --fps %g overrides the file's %g fps", path, fps, track.fps)
+        result.fps, result.fps_source = fps, "--fps"
+    elif track.fps is not None:
+        result.fps, result.fps_source = track.fps, "file"
+    else:
+        result.fps, result.fps_source = DEFAULT_FPS, "assumed"
     result.settings.update({"checkpoint": source, "input": str(path), "format": track.source_format,
                             "filled_joints": int(track.filled.sum()),
-                            "far_outside_joints": track.far_outside})
+                            "far_outside_joints": track.far_outside, "min_confidence": track.min_confidence,
+                            "track_id": track.track_id, "tracks": track.tracks,
+                            "inferred_joints": [H36M_17.joints[j]
+                                                for j in np.flatnonzero(result.inferred.any(axis=0))]})
     return result
+
+
+def check_fps(fps: Any, flag: str = "fps") -> float:
+    """``fps`` as a float; ``ValueError`` naming ``flag`` unless it is a finite positive number."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{flag} {fps}: must be a finite positive number (frames per second)")
+    return value
 
 
 def bundled_checkpoint() -> Path:
@@ -300,7 +408,7 @@ def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int
     metrics = {f"{label}, H={hypotheses}": {"mpjpe": 1000 * mpjpe(pose, gt),
                                             "p_mpjpe": 1000 * p_mpjpe(pose, gt)}
                for label, pose in result.alternatives.items()}
-    result.fps = float(sample["fps"])
+    result.fps, result.fps_source = float(sample["fps"]), "file"
     result.settings.update({"checkpoint": source, "input": "bundled sample"})
     written = [out_dir / "demo_prediction.npz"] + ([out_dir / "demo.gif"] if render else [])
     with contextlib.ExitStack() as stack:

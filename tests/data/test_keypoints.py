@@ -45,6 +45,13 @@ def source_points(frames: int, joints: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(50.0, 600.0, size=(frames, joints, 2)).round(2)
 
 
+def steady_points(frames: int, joints: int, seed: int = 0, offset: float = 0.0) -> np.ndarray:
+    """One random body (x in 50..350 + offset) drifting a few pixels per frame: trackable over time."""
+    rng = np.random.default_rng(seed)
+    body = rng.uniform(50.0, 350.0, size=(1, joints, 2)) + [offset, 0.0]
+    return (body + np.cumsum(rng.normal(0, 2, size=(frames, 1, 2)), axis=0)).round(2)
+
+
 # ---- fixtures in the real layouts --------------------------------------------------------------------
 
 
@@ -90,17 +97,17 @@ def write_openpose(folder: Path, pts: np.ndarray, numbers: list[int]) -> Path:
 # ---- COCO / MMPose -------------------------------------------------------------------------------------
 
 
-def test_mmpose_predictions_maps_coco_and_takes_best_person(tmp_path):
-    pts, other = source_points(4, 17), source_points(4, 17, seed=1)
+def test_mmpose_predictions_maps_coco_and_takes_the_longest_track(tmp_path):
+    pts, other = steady_points(4, 17), steady_points(4, 17, seed=1, offset=300.0)
     path = write_mmpose_predictions(tmp_path / "predictions.json", pts, other)
     kp = load_keypoints(path, image_size=(640, 480))
     assert isinstance(kp, Keypoints) and kp.source_format == "coco"
     assert kp.pixels.shape == (4, 17, 2) and kp.pixels.dtype == np.float32
     np.testing.assert_allclose(kp.pixels, expected_h36m(pts, COCO), atol=1e-3)
-    assert not kp.filled.any() and kp.image_size == (640, 480)
-    # person index option: person 0 in frame 1 is the other one
-    np.testing.assert_allclose(load_keypoints(path, image_size=(640, 480), person=0).pixels[1],
-                               expected_h36m(other, COCO)[1], atol=1e-3)
+    assert not kp.filled.any() and kp.image_size == (640, 480) and (kp.track_id, kp.tracks) == (0, 2)
+    # --person is a track id: track 1 is the other person, seen in frame 1 only: too little to lift
+    with pytest.raises(ValueError, match=r"only 1 frame with usable keypoints \(track 1\)"):
+        load_keypoints(path, image_size=(640, 480), person=1)
 
 
 def test_coco_pelvis_spine_hand_computed(tmp_path):
@@ -314,10 +321,10 @@ def test_too_few_frames_and_never_seen_joint(tmp_path):
     with pytest.raises(ValueError, match="only 1 frame"):
         load_keypoints(tmp_path / "one.npz")
     pixels = source_points(3, 17)
-    pixels[:, 13] = np.nan
-    save_keypoints_npz(tmp_path / "wrist.npz", pixels, (640, 480))
-    with pytest.raises(ValueError, match="LWrist"):
-        load_keypoints(tmp_path / "wrist.npz")
+    pixels[:, 3:] = np.nan  # only the pelvis and right hip and knee: too little to align a body prior
+    save_keypoints_npz(tmp_path / "legs.npz", pixels, (640, 480))
+    with pytest.raises(ValueError, match=r"legs.npz: joint\(s\) RAnkle, .*LWrist.*seen: Hip, RHip, RKnee"):
+        load_keypoints(tmp_path / "legs.npz")
 
 
 def test_malformed_and_wrong_shapes(tmp_path):
@@ -431,10 +438,10 @@ def test_fps_must_be_finite_and_positive(tmp_path, fps):
 
 
 def test_person_index_that_no_frame_has(tmp_path):
-    pts = source_points(3, 17)
-    path = write_mmpose_predictions(tmp_path / "p.json", pts, pts)  # frame 1 has two people
-    with pytest.raises(ValueError, match=r"p.json: --person 5: no such person; the file has at most 2 "
-                                         r"person\(s\) per frame \(indices 0..1\)"):
+    pts = steady_points(3, 17)
+    path = write_mmpose_predictions(tmp_path / "p.json", pts, pts + 300)  # frame 1 has two people
+    with pytest.raises(ValueError, match=r"p.json: --person 5: no such person; the file has 2 track\(s\) "
+                                         r"\(ids 0, 1\) and at most 2 person\(s\) per frame"):
         load_keypoints(path, image_size=(640, 640), person=5)
     with pytest.raises(ValueError, match="--person -1: no such person"):
         load_keypoints(path, image_size=(640, 640), person=-1)
@@ -462,3 +469,94 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "pipe.csv")
     with pytest.raises(ValueError, match="pipe.csv: not a regular file"):
         load_keypoints(tmp_path / "pipe.csv", image_size=(640, 640))
+
+
+# ---- missing means missing; never-seen joints are inferred; thresholds per tool ------------------------
+
+
+def test_nan_and_openpose_zero_points_are_missing_at_any_threshold(tmp_path):
+    from tests.data.test_tracking import BODY25 as NAMES
+    from tests.data.test_tracking import layout, walker
+
+    person = walker(6, 400, 2)
+    pts = np.array([layout(person, NAMES, f) for f in range(6)])
+    pts[2, 4] = 0.0  # OpenPose's "not found": right wrist at (0, 0) in frame 2
+    pts[3, 7] = np.nan  # a NaN left wrist in frame 3
+    folder = write_openpose(tmp_path / "op", pts, list(range(6)))
+    for threshold in (0.0, None, 0.5):
+        kp = load_keypoints(folder, image_size=(1280, 720), min_confidence=threshold)
+        rwrist, lwrist = H36M.index("RWrist"), H36M.index("LWrist")
+        assert kp.filled[2, rwrist] and kp.filled[3, lwrist] and kp.filled.sum() == 2
+        np.testing.assert_allclose(kp.pixels[2, rwrist], (pts[1, 4] + pts[3, 4]) / 2, atol=1e-3)
+        assert np.isfinite(kp.pixels).all()
+    pixels = source_points(4, 17)
+    pixels[1, 5] = np.nan
+    pixels[2, 6] = 0.0
+    save_keypoints_npz(tmp_path / "k.npz", pixels, (640, 480), confidence=np.zeros((4, 17)))
+    kp = load_keypoints(tmp_path / "k.npz", min_confidence=0.0)
+    assert kp.filled[1, 5] and kp.filled[2, 6] and kp.filled.sum() == 2
+
+
+def _standing_clip(frames: int = 8):
+    """(F, 17, 2) Human3.6M pixels of the body prior's template at 0.35 px/mm, walking right."""
+    from posediffusion.data.body_prior import TEMPLATE_2D
+
+    return TEMPLATE_2D[None] * 0.35 + np.array([400.0, 300.0]) + np.arange(frames)[:, None, None] * [3.0, 0.0]
+
+
+def test_a_never_seen_wrist_is_inferred_and_flagged(tmp_path, caplog):
+    truth = _standing_clip()
+    pixels = truth.copy()
+    pixels[:, 13] = np.nan  # the left wrist is never seen
+    save_keypoints_npz(tmp_path / "wrist.npz", pixels, (1000, 1000))
+    kp = load_keypoints(tmp_path / "wrist.npz")
+    assert kp.inferred[:, 13].all() and kp.inferred.sum() == 8 and kp.filled[:, 13].all()
+    np.testing.assert_allclose(kp.pixels[:, 13], truth[:, 13], atol=1.0)  # the template hangs from the elbow
+    assert "LWrist never seen" in caplog.text and "not a measurement" in caplog.text
+
+
+def test_an_upper_body_clip_gets_inferred_legs(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = _standing_clip(10) + rng.normal(0, 1, (10, 17, 2))
+    lower = [0, 1, 2, 3, 4, 5, 6, 7]  # pelvis, hips, legs, spine: a sign-language framing
+    pixels[:, lower] = np.nan
+    save_keypoints_npz(tmp_path / "upper.npz", pixels, (1000, 1000))
+    kp = load_keypoints(tmp_path / "upper.npz")
+    assert kp.inferred[:, lower].all() and not kp.inferred[:, 8:].any()
+    hip, thorax = kp.pixels[:, 0], kp.pixels[:, 8]
+    torso = np.linalg.norm(hip - thorax, axis=-1)
+    np.testing.assert_allclose(torso, 490 * 0.35, rtol=0.1)  # below the thorax, one torso length
+    assert (hip[:, 1] > thorax[:, 1]).all()
+
+
+def test_too_little_body_to_infer_says_what_is_seen(tmp_path):
+    pixels = _standing_clip()
+    pixels[:, [0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16]] = np.nan  # only Thorax, Neck/Nose, Head
+    save_keypoints_npz(tmp_path / "face.npz", pixels, (1000, 1000))
+    with pytest.raises(ValueError, match=r"face.npz: joint\(s\) Hip, .* too little of the body is seen .*"
+                                         r"seen: Thorax, Neck/Nose, Head; needed: at least 6"):
+        load_keypoints(tmp_path / "face.npz")
+
+
+def test_default_thresholds_follow_each_tools_scale(tmp_path):
+    from posediffusion.data.keypoints import TOOL_MIN_CONFIDENCE
+
+    assert TOOL_MIN_CONFIDENCE == {"OpenPose": 0.05, "MediaPipe": 0.5}
+    pts = source_points(3, 25)
+    folder = tmp_path / "op"
+    folder.mkdir()
+    for f in range(3):
+        conf = np.full((25, 1), 0.8)
+        conf[:8] = 0.1  # head, neck and arms weak but drawn by OpenPose (--render_threshold 0.05)
+        doc = {"people": [{"pose_keypoints_2d": np.concatenate([pts[f], conf], 1).reshape(-1).tolist()}]}
+        (folder / f"c_{f:012d}_keypoints.json").write_text(json.dumps(doc))
+    kp = load_keypoints(folder, image_size=(640, 640))
+    assert kp.min_confidence == 0.05 and not kp.filled.any()
+    strict = load_keypoints(folder, image_size=(640, 640), min_confidence=0.2)
+    assert strict.filled[:, H36M.index("Thorax")].all() and not strict.filled[:, H36M.index("LKnee")].any()
+    lm = mediapipe_landmarks(3)
+    lm[:, 15, 3] = 0.4  # left wrist visibility below MediaPipe's 0.5
+    np.savez(tmp_path / "mp.npz", landmarks=lm, image_size=np.array([640, 360]))
+    kp = load_keypoints(tmp_path / "mp.npz")
+    assert kp.min_confidence == 0.5 and kp.filled[:, H36M.index("LWrist")].all() and kp.inferred.any()
+    assert not load_keypoints(tmp_path / "mp.npz", min_confidence=0.3).filled.any()

@@ -6,14 +6,18 @@ import argparse
 import contextlib
 import math
 import sys
+from pathlib import Path
+from typing import Any
 
-HELP = "lift a 2D keypoint file (COCO/Halpe/OpenPose/MediaPipe JSON, npz, csv) to 3D"
+HELP = ("lift a 2D keypoint file (AlphaPose, OpenPose, MMPose, Detectron2, VideoPose3D, MediaPipe, COCO; "
+        "JSON, npz, csv) to 3D")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from posediffusion.data.keypoint_formats import FORMATS  # torch-free, so --help stays fast
 
-    parser.add_argument("input", help="keypoint file, or a folder of OpenPose *_keypoints.json files")
+    parser.add_argument("input", help="keypoint file, or a folder of OpenPose *_keypoints.json files (or "
+                                      "of MMPose per-image JSON files)")
     parser.add_argument("--out", required=True, help="output npz (pose_3d, uncertainty, keypoints_2d, ...)")
     parser.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="input format")
     parser.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"), default=None,
@@ -28,8 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(weak perspective); the old names pose and joint still work")
     parser.add_argument("--no-flip", action="store_true", help="disable flip test-time augmentation")
     parser.add_argument("--all-hypotheses", action="store_true", help="also store all hypotheses")
-    parser.add_argument("--min-confidence", type=float, default=0.3, help="below this a joint is missing")
-    parser.add_argument("--person", type=int, default=None, help="person index per frame (default: best)")
+    parser.add_argument("--min-confidence", type=float, default=None,
+                        help="below this a joint is missing (default: the tool's own drawing threshold: 0.3; "
+                             "Detectron2 and OpenPose 0.05, MediaPipe 0.5). NaN and (0, 0) points are always "
+                             "missing")
+    parser.add_argument("--fps", type=float, default=None, metavar="F",
+                        help="frame rate of the input (overrides the file's; without either 50 is assumed, "
+                             "and the outputs say so)")
+    parser.add_argument("--person", type=int, default=None, metavar="ID",
+                        help="the person (track id) to lift: the file's track ids (AlphaPose idx) when it "
+                             "has them, else 0, 1, ... in order of first appearance (default: the track seen "
+                             "in most frames; the log lists them)")
+    parser.add_argument("--all-people", action="store_true",
+                        help="lift every person's track: one output per track, OUT_track<ID>.npz (and "
+                             "_track<ID> in --json/--csv/--render names)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write JSON")
@@ -64,43 +80,77 @@ def check_options(args: argparse.Namespace) -> None:
     for flag, value in (("--hypotheses", args.hypotheses), ("--steps", args.steps)):
         if value < 1:
             raise ValueError(f"{flag} {value}: must be at least 1")
-    if not (math.isfinite(args.min_confidence) and 0.0 <= args.min_confidence <= 1.0):
+    if args.min_confidence is not None and not (math.isfinite(args.min_confidence)
+                                                and 0.0 <= args.min_confidence <= 1.0):
         raise ValueError(f"--min-confidence {args.min_confidence}: must be between 0 and 1")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise ValueError(f"--fps {args.fps}: must be a finite positive number (frames per second)")
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed {args.seed}: must be a non-negative integer below 2**63")
+    if args.all_people and args.person is not None:
+        raise ValueError(f"--person {args.person} and --all-people: give one of them")
+
+
+def track_path(path: str, track: int) -> Path:
+    """``--all-people`` output of one track: ``OUT.npz`` -> ``OUT_track<id>.npz`` (same folder, suffix)."""
+    path_ = Path(path)
+    return path_.with_name(f"{path_.stem}_track{track}{path_.suffix}")
 
 
 def run(args: argparse.Namespace) -> int:
     from posediffusion.io_utils import atomic_path
-    from posediffusion.lift import lift_file
+    from posediffusion.lift import lift_all_people, lift_file
     from posediffusion.render import render_animation
 
     check_options(args)
     outputs = check_outputs(args)  # before the (slow) lifting, so a bad target wastes no time
-    result = lift_file(
-        args.input, checkpoint=args.checkpoint, format=args.format,
+    options = dict(
+        checkpoint=args.checkpoint, format=args.format,
         image_size=tuple(args.image_size) if args.image_size else None,
-        min_confidence=args.min_confidence, person=args.person, device=args.device,
+        min_confidence=args.min_confidence, device=args.device, fps=args.fps,
         hypotheses=args.hypotheses, steps=args.steps, flip=not args.no_flip, aggregation=args.aggregation,
         keep_hypotheses=args.all_hypotheses, seed=args.seed, progress=sys.stderr.isatty(),
     )
-    # All or nothing: every output goes to a temporary file; they are renamed only once all are complete.
+    if args.all_people:
+        results = lift_all_people(args.input, **options)
+        targets = {track: {flag: str(track_path(path, track)) for flag, path in outputs.items()}
+                   for track in results}
+    else:
+        results = {None: lift_file(args.input, person=args.person, **options)}
+        targets = {None: outputs}
+    # All or nothing: every output (of every track) goes to a temporary file; they are renamed only once
+    # all are complete.
     with contextlib.ExitStack() as stack:
-        tmp = {flag: stack.enter_context(atomic_path(path, flag=flag)) for flag, path in outputs.items()}
-        result.save(tmp["--out"])
-        if "--json" in tmp:
-            result.save_json(tmp["--json"])
-        if "--csv" in tmp:
-            result.save_csv(tmp["--csv"])
-        if "--render" in tmp:
-            render_animation(result.keypoints_2d, result.pose_3d, tmp["--render"],
-                             uncertainty=result.uncertainty, fps=result.fps,
-                             image_size=result.image_size, title="posediffusion lift")
+        for key, result in results.items():
+            tmp = {flag: stack.enter_context(atomic_path(path, flag=flag))
+                   for flag, path in targets[key].items()}
+            result.save(tmp["--out"])
+            if "--json" in tmp:
+                result.save_json(tmp["--json"])
+            if "--csv" in tmp:
+                result.save_csv(tmp["--csv"])
+            if "--render" in tmp:
+                render_animation(result.keypoints_2d, result.pose_3d, tmp["--render"],
+                                 uncertainty=result.uncertainty, fps=result.fps,
+                                 image_size=result.image_size, title="posediffusion lift")
+    for key, result in results.items():
+        _report(args, result, targets[key], "" if key is None else f"track {key}: ")
+    return 0
+
+
+def _report(args: argparse.Namespace, result: Any, written: dict[str, str], prefix: str) -> None:
+    """What was lifted and written, on stdout."""
     filled = int(result.filled.sum()) if result.filled is not None else 0
     far = result.settings.get("far_outside_joints", 0)
-    print(f"lifted {len(result.pose_3d)} frames ({result.settings['aggregation']}, "
+    inferred = result.settings.get("inferred_joints") or []
+    print(f"{prefix}lifted {len(result.pose_3d)} frames ({result.settings['aggregation']}, "
           f"H={args.hypotheses}, K={args.steps}, flip={not args.no_flip}); {filled} missing joints filled"
-          + (f" ({far} of them far outside the image)" if far else ""))
-    for path in outputs.values():
+          + (f" ({far} of them far outside the image)" if far else "")
+          + (f"; never seen, INFERRED from a body prior (not measured): {', '.join(inferred)}"
+             if inferred else ""))
+    ids = result.input_frames()
+    how = {"--fps": "from --fps", "file": "from the file",
+           "assumed": "ASSUMED: the input states none; pass --fps"}.get(result.fps_source, result.fps_source)
+    print(f"{prefix}input frames {ids[0]}..{ids[-1]}; fps {result.fps:g} ({how})")
+    for path in written.values():
         print(f"wrote {path}")
-    return 0
