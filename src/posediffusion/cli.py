@@ -22,6 +22,7 @@ COMMANDS = {
     "eval-3dhp": "eval_3dhp",
     "lift": "lift",
     "render": "render",
+    "video": "video",
 }
 
 

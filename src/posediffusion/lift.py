@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.resources import files
@@ -33,7 +32,7 @@ import torch
 from posediffusion.aggregate import estimate_label, hypothesis_spread, joint_aggregate, pose_aggregate
 from posediffusion.camera import normalize_screen
 from posediffusion.checkpoint import load_model
-from posediffusion.data.keypoints import Keypoints, check_image_size, load_keypoints, load_tracks
+from posediffusion.data.keypoints import Keypoints, check_fps, check_image_size, load_keypoints, load_tracks
 from posediffusion.data.windows import window_starts
 from posediffusion.inference import sample_sequences
 from posediffusion.io_utils import atomic_path, check_output_folder, save_npz_atomic, write_text_atomic
@@ -302,7 +301,7 @@ def lift_file(
     track = load_keypoints(path, format=format, image_size=image_size, min_confidence=min_confidence,
                            person=person)
     model, source = load_lifter(checkpoint, device=device)
-    return _lift_track(path, track, model, source, fps, options)
+    return lift_track(path, track, model, source, fps, options)
 
 
 def lift_all_people(
@@ -329,12 +328,13 @@ def lift_all_people(
     tracks = load_tracks(path, format=format, image_size=image_size, min_confidence=min_confidence,
                          min_frames=min_frames)
     model, source = load_lifter(checkpoint, device=device)
-    return {track.track_id: _lift_track(path, track, model, source, fps, options) for track in tracks}
+    return {track.track_id: lift_track(path, track, model, source, fps, options) for track in tracks}
 
 
-def _lift_track(path: str | Path, track: Keypoints, model: torch.nn.Module, source: str, fps: float | None,
-                options: dict[str, Any]) -> LiftResult:
-    """Lift one loaded track; copy its masks, frame numbers, fps and provenance into the result."""
+def lift_track(path: str | Path, track: Keypoints, model: torch.nn.Module, source: str, fps: float | None,
+               options: dict[str, Any]) -> LiftResult:
+    """Lift one loaded track (``options`` go to :func:`lift_keypoints`); copy its masks, frame numbers, fps
+    (``fps`` given: "--fps"; else the track's: "file"; else assumed) and provenance into the result."""
     result = lift_keypoints(track.pixels, track.image_size, model, **options)
     result.filled = track.filled
     result.inferred = track.inferred if track.inferred is not None else np.zeros(track.filled.shape, bool)
@@ -354,17 +354,6 @@ def _lift_track(path: str | Path, track: Keypoints, model: torch.nn.Module, sour
                             "inferred_joints": [H36M_17.joints[j]
                                                 for j in np.flatnonzero(result.inferred.any(axis=0))]})
     return result
-
-
-def check_fps(fps: Any, flag: str = "fps") -> float:
-    """``fps`` as a float; ``ValueError`` naming ``flag`` unless it is a finite positive number."""
-    try:
-        value = float(fps)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{flag} {fps}: must be a finite positive number (frames per second)")
-    return value
 
 
 def bundled_checkpoint() -> Path:

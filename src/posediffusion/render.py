@@ -1,4 +1,5 @@
-"""2D input beside 3D prediction (and ground truth) as a gif or mp4 animation.
+"""2D input beside 3D prediction (and ground truth) as a gif or mp4 animation; or video frames with the 2D
+keypoints drawn on them beside the 3D prediction (:func:`render_video`).
 
 matplotlib, Pillow and imageio are imported inside the functions (Agg backend), so importing this module is
 cheap. One figure is built per clip and its artists are updated frame by frame; frames stream to the
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ logger = logging.getLogger(__name__)
 
 SIDE_COLOURS = {"left": "tab:blue", "right": "tab:red", "centre": "black"}
 PANEL_INCHES, DPI = 4.0, 80  # 320 x 320 px per panel: a multiple of 16, as H.264 wants
+PANEL_PX = int(PANEL_INCHES * DPI)
+#: Bone colours drawn over video frames (black would vanish on dark footage); joint markers: white where
+#: detected, magenta where the joint was missing and filled.
+VIDEO_SIDE_COLOURS = {"left": "deepskyblue", "right": "red", "centre": "yellow"}
+DETECTED_COLOUR, FILLED_COLOUR = "white", "magenta"
 PREDICTION_KEYS = ("keypoints_2d", "image_size", "pose_3d", "ground_truth", "uncertainty", "hypotheses",
                    "fps")
 
@@ -77,6 +83,65 @@ def render_animation(
         finally:
             scene.close()
     logger.info("wrote %s (%d frames at %.3g fps)", out_path, len(frames), fps / stride)
+    return out_path
+
+
+def render_video(
+    frames: Iterable[np.ndarray],
+    keypoints_2d: np.ndarray,
+    prediction: np.ndarray,
+    out_path: str | Path,
+    image_size: tuple[int, int],
+    uncertainty: np.ndarray | None = None,
+    filled: np.ndarray | None = None,
+    fps: float = 50.0,
+    skeleton: Skeleton = H36M_17,
+    title: str | None = None,
+    max_frames: int | None = None,
+    stride: int = 1,
+    progress: bool = False,
+) -> Path:
+    """Write the video's frames with the 2D keypoints drawn on them beside the 3D prediction (.gif/.mp4).
+
+    Args:
+        frames: the video's frames in order, (H, W, 3) uint8 RGB with (W, H) = ``image_size``; frame k goes
+            with ``keypoints_2d[k]``. Consumed lazily, once: only one frame is held at a time (each is
+            shrunk to the panel's size), and nothing is read past the last frame rendered, so a generator
+            that decodes the video keeps memory flat for any length.
+        keypoints_2d: (F, J, 2) pixels of the frames.
+        prediction: (F, J, 3) metres, root-relative, camera frame (x right, y down, z forward).
+        out_path: .gif or .mp4, written atomically as by :func:`render_animation`.
+        image_size: (width, height) pixels of the frames.
+        uncertainty: optional (F, J) metres, drawn on the 3D panel.
+        filled: optional (F, J) bool: joints that were missing and filled, drawn in magenta (others white).
+        fps: the video's frame rate; the output plays at ``fps / stride``.
+        skeleton, title, max_frames, stride: as for :func:`render_animation`.
+        progress: a tqdm bar (else a log line every 100 frames).
+    Returns:
+        The written path. ``ValueError`` for bad arrays or options, frames of another size than
+        ``image_size``, or no frame at all; a video shorter than the keypoints renders what it has, with a
+        warning.
+    """
+    out_path = Path(out_path)
+    indices = _frame_indices(out_path, len(prediction), max_frames, stride, fps)
+    _check_arrays(keypoints_2d, prediction, None, uncertainty, skeleton.num_joints)
+    if filled is not None and np.shape(filled) != np.shape(prediction)[:2]:
+        raise ValueError(f"render: filled must have shape {np.shape(prediction)[:2]}, got {np.shape(filled)}")
+    size = tuple(int(v) for v in image_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"render: image_size must be (width, height) in pixels, got {image_size}")
+    scene = _Scene(keypoints_2d, {"prediction": prediction}, uncertainty, skeleton, size, title,
+                   video=True, filled=filled)
+    images = scene.video_images(frames, indices, progress)
+    with atomic_path(out_path) as tmp:
+        try:
+            if out_path.suffix.lower() == ".gif":
+                _write_gif(tmp, images, fps / stride)
+            else:
+                _write_mp4(tmp, images, fps / stride)
+        finally:
+            scene.close()
+    logger.info("wrote %s (%d frames at %.3g fps)", out_path, scene.rendered, fps / stride)
     return out_path
 
 
@@ -150,31 +215,48 @@ def _check_arrays(keypoints_2d: np.ndarray, prediction: np.ndarray, ground_truth
         raise ValueError("render: no frames to render")
 
 
-def _bone_colours(skeleton: Skeleton) -> list[str]:
+def _bone_colours(skeleton: Skeleton, colours: dict[str, str] = SIDE_COLOURS) -> list[str]:
     """Colour of each (child, parent) bone by the child's side."""
     def side(j: int) -> str:
         return "left" if j in skeleton.left else "right" if j in skeleton.right else "centre"
-    return [SIDE_COLOURS[side(child)] for child, _ in skeleton.bones()]
+    return [colours[side(child)] for child, _ in skeleton.bones()]
+
+
+def _video_panel_px(image_size: tuple[int, int]) -> int:
+    """Width in pixels of a panel PANEL_PX high that fits a frame of ``image_size``: a multiple of 16."""
+    return max(16, int(round(PANEL_PX * image_size[0] / image_size[1] / 16)) * 16)
 
 
 class _Scene:
-    """One matplotlib figure with a 2D panel and one 3D panel per pose sequence; updated per frame."""
+    """One matplotlib figure with a 2D panel and one 3D panel per pose sequence; updated per frame.
+
+    With ``video=True`` the 2D panel shows the video frame (``set_frame``) with the keypoints on it, is as
+    wide as the frame's aspect needs, and marks filled joints (``filled``).
+    """
 
     def __init__(self, keypoints_2d: np.ndarray, poses: dict[str, np.ndarray], uncertainty: np.ndarray | None,
-                 skeleton: Skeleton, image_size: tuple[int, int] | None, title: str | None) -> None:
+                 skeleton: Skeleton, image_size: tuple[int, int] | None, title: str | None,
+                 video: bool = False, filled: np.ndarray | None = None) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         self.keypoints_2d, self.uncertainty, self.title = keypoints_2d, uncertainty, title
+        self.filled, self.rendered = filled, 0
         self.bones = skeleton.bones()
         # camera (x right, y down, z forward) -> plot (x, depth z, up -y)
         self.views = {name: np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)  # (F, J, 3)
                       for name, p in poses.items()}
         # A bare Figure on an Agg canvas: no pyplot, so no global backend switch or figure registry.
-        self.figure = Figure(figsize=(PANEL_INCHES * (1 + len(poses)), PANEL_INCHES), dpi=DPI)
+        width_2d = _video_panel_px(image_size) / PANEL_PX if video and image_size else 1.0
+        self.figure = Figure(figsize=(PANEL_INCHES * (width_2d + len(poses)), PANEL_INCHES), dpi=DPI)
         FigureCanvasAgg(self.figure)
-        colours = _bone_colours(skeleton)
+        self.grid = self.figure.add_gridspec(1, 1 + len(poses), width_ratios=[width_2d] + [1.0] * len(poses))
+        colours = _bone_colours(skeleton, VIDEO_SIDE_COLOURS if video else SIDE_COLOURS)
         self.lines_2d = self._setup_2d(image_size, colours)
+        self.frame_image = self.points_2d = None
+        if video and image_size is not None:
+            self._setup_video(image_size)
+        colours = _bone_colours(skeleton)
         radius = max(float(np.abs(v).max()) for v in self.views.values()) * 1.05 + 1e-6
         self.lines_3d = {name: self._setup_3d(k + 2, name, radius, colours)
                          for k, name in enumerate(self.views)}
@@ -183,7 +265,7 @@ class _Scene:
         self.figure.subplots_adjust(left=0.05, right=0.97, bottom=0.1, top=0.86, wspace=0.2)
 
     def _setup_2d(self, image_size: tuple[int, int] | None, colours: list[str]) -> list[Any]:
-        ax = self.figure.add_subplot(1, 1 + len(self.views), 1)
+        ax = self.figure.add_subplot(self.grid[0, 0])
         if image_size is not None:
             (x0, x1), (y0, y1) = (0, image_size[0]), (0, image_size[1])
         else:
@@ -196,8 +278,34 @@ class _Scene:
         ax.set_title("2D input")
         return [ax.plot([], [], color=c, lw=2)[0] for c in colours]
 
+    def _setup_video(self, image_size: tuple[int, int]) -> None:
+        """The frame under the 2D lines (shrunk to about the panel's pixels) and the joint markers."""
+        ax = self.lines_2d[0].axes
+        w, h = image_size
+        self.frame_size = image_size
+        scale = min(_video_panel_px(image_size) / w, PANEL_PX / h, 1.0)
+        self.thumbnail = (max(1, round(w * scale)), max(1, round(h * scale)))
+        self.frame_image = ax.imshow(np.zeros((self.thumbnail[1], self.thumbnail[0], 3), np.uint8),
+                                     extent=(0, w, h, 0), interpolation="bilinear", zorder=0)
+        self.points_2d = ax.scatter(np.zeros(len(self.keypoints_2d[0])), np.zeros(len(self.keypoints_2d[0])),
+                                    s=14, c=DETECTED_COLOUR, edgecolors="black", linewidths=0.5, zorder=3)
+        ax.set_axis_off()
+        ax.set_title("video + 2D" + (f" ({FILLED_COLOUR}: filled)" if self.filled is not None else ""))
+
+    def set_frame(self, image: np.ndarray) -> None:
+        """Show ``image`` (H, W, 3) uint8 RGB under the 2D keypoints; ``ValueError`` for another size."""
+        from PIL import Image
+
+        w, h = self.frame_size
+        if np.shape(image) != (h, w, 3):
+            raise ValueError(f"render: video frame of shape {np.shape(image)}, expected ({h}, {w}, 3) for "
+                             f"image size {w}x{h}")
+        small = Image.fromarray(np.asarray(image, dtype=np.uint8)).resize(self.thumbnail,
+                                                                          Image.Resampling.BILINEAR)
+        self.frame_image.set_data(np.asarray(small))
+
     def _setup_3d(self, position: int, name: str, radius: float, colours: list[str]) -> list[Any]:
-        ax = self.figure.add_subplot(1, 1 + len(self.views), position, projection="3d")
+        ax = self.figure.add_subplot(self.grid[0, position - 1], projection="3d")
         ax.view_init(elev=15.0, azim=-70.0)
         for setter in (ax.set_xlim3d, ax.set_ylim3d, ax.set_zlim3d):
             setter(-radius, radius)
@@ -222,6 +330,11 @@ class _Scene:
         xy = self.keypoints_2d[frame]
         for line, (c, p) in zip(self.lines_2d, self.bones, strict=True):
             line.set_data(xy[[c, p], 0], xy[[c, p], 1])
+        if self.points_2d is not None:
+            self.points_2d.set_offsets(xy)
+            if self.filled is not None:
+                self.points_2d.set_facecolors([FILLED_COLOUR if f else DETECTED_COLOUR
+                                               for f in self.filled[frame]])
         for name, lines in self.lines_3d.items():
             pose = self.views[name][frame]
             for line, (c, p) in zip(lines, self.bones, strict=True):
@@ -240,6 +353,34 @@ class _Scene:
             if k and k % 100 == 0:
                 logger.info("rendered %d / %d frames", k, len(frames))
             yield self.draw(int(frame))
+
+    def video_images(self, video: Iterable[np.ndarray], frames: np.ndarray,
+                     progress: bool) -> Iterator[np.ndarray]:
+        """Draw ``frames`` (sorted indices) over the matching images of ``video``, read lazily: nothing
+        past the last index is pulled. Counts what it drew in ``rendered``."""
+        from tqdm.auto import tqdm
+
+        wanted = iter(int(f) for f in frames)
+        target = next(wanted, None)
+        read = 0
+        with tqdm(total=len(frames), unit="frame", desc="render", disable=not progress, leave=False) as bar:
+            for k, image in enumerate(video):
+                read = k + 1
+                if k < target:
+                    continue
+                self.set_frame(image)
+                yield self.draw(k)
+                self.rendered += 1
+                bar.update()
+                if not progress and self.rendered % 100 == 0:
+                    logger.info("rendered %d / %d frames", self.rendered, len(frames))
+                target = next(wanted, None)
+                if target is None:
+                    return
+        if not self.rendered:
+            raise ValueError("render: the video gave no frames")
+        logger.warning("the video ended after %d frames, before keypoint frame %d; rendered %d of %d",
+                       read, target, self.rendered, len(frames))
 
     def close(self) -> None:
         self.figure.clear()

@@ -549,18 +549,22 @@ def _resolve_image_size(path: Path, from_file: Any, given: Any) -> tuple[int, in
     return size
 
 
-def _check_fps(path: Path, fps: Any) -> float | None:
-    """The file's frame rate as a float (``None`` when absent); ``ValueError`` unless finite and > 0."""
-    if fps is None:
-        return None
+def check_fps(fps: Any, label: str) -> float:
+    """A frame rate (number or one-element array) as a float; ``ValueError`` naming ``label`` (a flag such
+    as ``--fps``, or ``<file>: fps``) unless it is a finite positive number."""
     try:
         value = float(np.asarray(fps).reshape(-1)[0]) if np.size(fps) == 1 else math.nan
         shown = str(value) if np.size(fps) == 1 else str(np.asarray(fps).tolist())
     except (TypeError, ValueError):
         value, shown = math.nan, repr(fps)
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{path}: fps {shown} in the file must be a finite positive number")
+        raise ValueError(f"{label} {shown}: must be a finite positive number (frames per second)")
     return value
+
+
+def _check_fps(path: Path, fps: Any) -> float | None:
+    """The file's frame rate as a float (``None`` when absent); ``ValueError`` unless finite and > 0."""
+    return None if fps is None else check_fps(fps, f"{path}: fps")
 
 
 def _far_outside(path: Path, pixels: np.ndarray, valid: np.ndarray, size: tuple[int, int],
