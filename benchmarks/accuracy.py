@@ -1,10 +1,11 @@
 """Accuracy and ablations on the CMU-derived dataset (split by motion): full model vs. each component off.
 
-Every variant is trained with the same preset, seed, optimiser settings and wall-clock budget
-(``--budget-min``, one thread per process) on detector-like 2D (``det``), selected as the LAST checkpoint
-(no validation, nothing tuned on test), then evaluated on GT-2D and det-2D inputs of the test subjects
-(S9, S11) with ``posediffusion.evaluate``: MPJPE, P-MPJPE and MPJVE, P-Agg and J-Agg (estimated root and
-GT root), overall and for the fastest / slowest thirds of frames by ground-truth joint speed.
+Every variant is trained with the same preset, seed, optimiser settings and budget (``--budget-min`` of
+process CPU time, one thread per process; the preset's training recipe with EMA unless ``--lr``,
+``--lr-schedule``, ``--ema-decay`` say otherwise) on detector-like 2D (``det``), selected as the LAST
+checkpoint (no validation, nothing tuned on test), then evaluated on GT-2D and det-2D inputs of the test
+subjects (S9, S11) with ``posediffusion.evaluate``: MPJPE, P-MPJPE and MPJVE, P-Agg and J-Agg (estimated
+root and GT root), overall and for the fastest / slowest thirds of frames by ground-truth joint speed.
 
 Variants run as separate 1-thread processes (``--jobs`` at a time). Several invocations may share the work:
 each variant is claimed with a lock file in the run folder, finished variants are skipped, and every
@@ -12,6 +13,12 @@ invocation rewrites the table from all results present when it ends.
 
     python benchmarks/accuracy.py --data-dir /work/data_cmu --jobs 2
     python benchmarks/accuracy.py --report-only           # rebuild the table and plot from results/
+    python benchmarks/accuracy.py --seeds 0,1,2 --budget-min 25 --out-dir benchmarks/results/ablation \
+        --runs-dir benchmarks/runs/ablation               # one folder per seed + accuracy_seeds.md
+
+With ``--seeds`` every seed gets its own ``seed<N>/`` run and result folders, and ``accuracy_seeds.md`` /
+``.json`` report, per variant, mean +- std over seeds and the paired per-seed differences against the D3DP
+baseline and the full model; a difference is called an effect only where it exceeds twice the seed spread.
 
 Outputs (``benchmarks/results/``): ``accuracy_<variant>.json`` (raw numbers per variant),
 ``accuracy.json`` / ``accuracy.csv`` / ``accuracy.md`` (the tables), ``adjacency_full.png`` and
@@ -34,14 +41,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+from posediffusion.config import D3DP_BASELINE  # noqa: E402 - torch-free
 
-#: Ablation switches of ModelConfig; all on = the full model, all off = the plain diffusion baseline.
+#: Ablation switches of ModelConfig; all on = the full model.
 SWITCHES = ("graph", "semantic_prompts", "motion_prompts", "energy_regulator")
-VARIANTS: dict[str, dict[str, bool]] = {
+#: Variant -> ModelConfig/DiffusionConfig overrides of the preset.
+VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
-    **{f"no_{name}": {name: False} for name in SWITCHES},
-    "baseline": {name: False for name in SWITCHES},
+    **{f"no_{name}": {name: False} for name in SWITCHES},  # no_energy_regulator keeps constant smoothing
+    "regulator_no_smoothing": {"smoothing": 0.0},  # the regulator's gains in the network only
+    "baseline": {name: False for name in SWITCHES},  # all switches off: the DiT-style (adaLN) network
+    "d3dp": dict(D3DP_BASELINE),  # the faithful D3DP/MixSTE baseline: additive timestep, no smoothing
 }
+#: The variant ratios and paired differences are taken against (when present).
+REFERENCE = "d3dp"
 INPUTS = ("gt", "det")
 ESTIMATES = ("P-Agg", "J-Agg (estimated root)", "J-Agg (GT root)")
 METRICS = ("mpjpe", "p_mpjpe", "mpjve")
@@ -61,9 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-clock", default="cpu", choices=("cpu", "wall"),
                    help="clock of the budget: this process's CPU time (immune to other jobs) or wall time")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default=None, help="comma-separated seeds, each in its own seed<N>/ folders")
     p.add_argument("--batch-size", type=int, default=36, help="windows per training step")
-    p.add_argument("--lr", type=float, default=4e-4)
-    p.add_argument("--lr-decay", type=float, default=0.95)
+    p.add_argument("--lr", type=float, default=None, help="default: the preset's recipe")
+    p.add_argument("--lr-schedule", default=None, choices=("exponential", "cosine"),
+                   help="default: the preset's recipe")
+    p.add_argument("--lr-decay", type=float, default=None, help="per-epoch decay of the exponential schedule")
+    p.add_argument("--ema-decay", type=float, default=None, help="default 0.999; 0 = off")
     p.add_argument("--train-keypoints", default="det", choices=INPUTS)
     p.add_argument("--hypotheses", type=int, default=5, help="H at evaluation")
     p.add_argument("--steps", type=int, default=5, help="K DDIM steps at evaluation")
@@ -90,7 +107,8 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
                 "train_seconds": common.read_json(run_dir / "TRAINED")["train_seconds"], "reused": True}
     config = TrainConfig(
         preset=args.preset, model=dict(VARIANTS[variant]), checkpoint=str(run_dir), epochs=1000,
-        batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, seed=args.seed,
+        batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, lr_schedule=args.lr_schedule,
+        ema_decay=args.ema_decay, seed=args.seed,
         budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=True, progress_bar=False,
         tensorboard=False,
         data=DataConfig(dataset=common.DATASET_NAME, data_dir=args.data_dir, keypoints=args.train_keypoints,
@@ -187,7 +205,8 @@ def run_worker(args: argparse.Namespace, variant: str) -> None:
         evaluations[keypoints] = evaluate_variant(args, variant, keypoints)
         print(f"[{variant}] evaluated on {keypoints} 2D in {evaluations[keypoints]['eval_seconds']} s",
               flush=True)
-    payload = {"variant": variant, "switches_off": [k for k, v in VARIANTS[variant].items() if not v],
+    payload = {"variant": variant, "overrides": VARIANTS[variant],
+               "switches_off": [k for k in SWITCHES if VARIANTS[variant].get(k) is False],
                "training": facts, "evaluations": evaluations, "machine": common.machine_info(),
                "command_args": vars(args)}
     common.write_json(Path(args.out_dir) / f"accuracy_{variant}.json", payload)
@@ -218,7 +237,7 @@ def run_all(args: argparse.Namespace) -> None:
         raise ValueError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     running: list[tuple[str, subprocess.Popen]] = []
     forwarded = [f"--{key.replace('_', '-')}={value}" for key, value in vars(args).items()
-                 if key not in ("jobs", "report_only", "worker")]
+                 if key not in ("jobs", "report_only", "worker", "seeds") and value is not None]
     while todo or running:
         while todo and len(running) < args.jobs:
             variant = todo.pop(0)
@@ -278,14 +297,15 @@ def markdown_tables(results: dict[str, dict[str, Any]]) -> str:
             f"H={s['hypotheses']}, "
             f"K={s['steps']}, flip={s['flip']}, eta={s['eta']}, window {s['window_frames']}/"
             f"{s['window_stride']}; last checkpoint. Errors in mm (MPJVE mm/frame), pooled over frames. "
-            "fast/slow = fastest/slowest third of frames by GT joint speed. `x base` = MPJPE / baseline's.\n")
+            "fast/slow = fastest/slowest third of frames by GT joint speed. `x ref` = MPJPE / the "
+            f"reference variant's ({_reference(results)}).\n")
     out = [head]
     for keypoints in INPUTS:
         for label in ESTIMATES:
             out += [f"\n**{label}, {keypoints.upper()} 2D input**\n",
-                    "| variant | steps | MPJPE | x base | P-MPJPE | MPJVE | MPJPE fast | MPJPE slow "
+                    "| variant | steps | MPJPE | x ref | P-MPJPE | MPJVE | MPJPE fast | MPJPE slow "
                     "| MPJVE fast | MPJVE slow |", "|---|---|---|---|---|---|---|---|---|---|"]
-            base = results.get("baseline", {}).get("evaluations", {}).get(keypoints)
+            base = results.get(_reference(results), {}).get("evaluations", {}).get(keypoints)
             for variant, result in results.items():
                 sc = result["evaluations"][keypoints]["scores"][label]
                 ratio = (f"{sc['mpjpe']['all'] / base['scores'][label]['mpjpe']['all']:.3f}"
@@ -295,6 +315,52 @@ def markdown_tables(results: dict[str, dict[str, Any]]) -> str:
                            f"| {sc['p_mpjpe']['all']:.1f} | {mpjve['all']:.2f} | {mpjpe['fast']:.1f} "
                            f"| {mpjpe['slow']:.1f} | {mpjve['fast']:.2f} | {mpjve['slow']:.2f} |")
     return "\n".join(out) + "\n"
+
+
+def _reference(results: dict[str, Any]) -> str:
+    """The D3DP baseline when it was run, else the all-switches-off baseline (older result sets)."""
+    return REFERENCE if REFERENCE in results else "baseline"
+
+
+def seed_summary(out_dir: Path, seeds: list[int]) -> str:
+    """Mean +- std over seeds per variant (P-Agg, det 2D) and paired differences; writes accuracy_seeds.*."""
+    per_seed = {seed: load_results(out_dir / f"seed{seed}") for seed in seeds}
+    variants = [v for v in VARIANTS if all(v in r for r in per_seed.values())]
+
+    def values(variant: str, metric: str, subset: str) -> np.ndarray:  # (S,) one value per seed
+        return np.array([per_seed[seed][variant]["evaluations"]["det"]["scores"]["P-Agg"][metric][subset]
+                         for seed in seeds])
+
+    rows, out = {}, [f"Seeds {seeds}; P-Agg, det 2D input; mean +- std over seeds (ddof 1); paired "
+                     "differences per seed. An effect is claimed only where |mean difference| > 2 x the "
+                     "larger seed std of the two variants.\n",
+                     "| variant | MPJPE | MPJVE fast | MPJPE - d3dp | effect | MPJPE - full | effect |",
+                     "|---|---|---|---|---|---|---|"]
+    for variant in variants:
+        mpjpe, fast = values(variant, "mpjpe", "all"), values(variant, "mpjve", "fast")
+        row = {"mpjpe": [float(mpjpe.mean()), float(mpjpe.std(ddof=1)) if len(seeds) > 1 else 0.0],
+               "mpjve_fast": [float(fast.mean()), float(fast.std(ddof=1)) if len(seeds) > 1 else 0.0]}
+        cells = [f"{row['mpjpe'][0]:.1f} +- {row['mpjpe'][1]:.1f}", f"{row['mpjve_fast'][0]:.2f} +- "
+                 f"{row['mpjve_fast'][1]:.2f}"]
+        for other in ("d3dp", "full"):
+            if other not in variants or other == variant:
+                cells += ["-", "-"]
+                continue
+            diff = mpjpe - values(other, "mpjpe", "all")
+            spread = max(row["mpjpe"][1], float(values(other, "mpjpe", "all").std(ddof=1))
+                         if len(seeds) > 1 else 0.0)
+            effect = len(seeds) > 1 and abs(diff.mean()) > 2 * spread
+            row[f"minus_{other}"] = {"per_seed": diff.tolist(), "mean": float(diff.mean()), "effect": effect}
+            per_seed_text = ", ".join(f"{d:+.1f}" for d in diff)
+            cells += [f"{diff.mean():+.1f} ({per_seed_text})", "yes" if effect else "no"]
+        rows[variant] = row
+        out.append(f"| {variant} | " + " | ".join(cells) + " |")
+    text = "\n".join(out) + "\n"
+    common.write_json(out_dir / "accuracy_seeds.json", {"seeds": seeds, "variants": rows})
+    from posediffusion.io_utils import write_text_atomic
+
+    write_text_atomic(out_dir / "accuracy_seeds.md", text)
+    return text
 
 
 def write_report(out_dir: Path) -> None:
@@ -360,12 +426,31 @@ def plot_adjacency(run_dir: Path, out_dir: Path) -> None:
         "learned_mean": np.round(mean, 4).tolist(), "initial": np.round(initial, 4).tolist()})
 
 
+def run_seeds(args: argparse.Namespace) -> int:
+    """Every seed of ``--seeds`` in its own ``seed<N>/`` run and result folders, then the seed summary."""
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    base_runs, base_out = Path(args.runs_dir), Path(args.out_dir)
+    for seed in seeds:
+        per_seed = argparse.Namespace(**{**vars(args), "seed": seed, "seeds": None,
+                                         "runs_dir": str(base_runs / f"seed{seed}"),
+                                         "out_dir": str(base_out / f"seed{seed}")})
+        Path(per_seed.out_dir).mkdir(parents=True, exist_ok=True)
+        if not args.report_only:
+            common.ensure_dataset(args.data_dir, seed=0)  # one dataset: seeds vary the training only
+            run_all(per_seed)
+        write_report(Path(per_seed.out_dir))
+    print(seed_summary(base_out, seeds))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     if args.worker:
         run_worker(args, args.worker)
         return 0
+    if args.seeds is not None:
+        return run_seeds(args)
     if not args.report_only:
         common.ensure_dataset(args.data_dir, seed=args.seed)
         start = time.monotonic()
