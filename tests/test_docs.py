@@ -39,9 +39,10 @@ PACKAGE = REPO / "src" / "posediffusion"
 #: Things the *user's* commands create or read, named in examples, never files of the repository:
 #: the example dataset folder (``data/data_3d_h36m.npz``), run folders and the checkpoints inside them
 #: (``checkpoint/run/best``, ``best/``, ``last/``), the demo's output folder, an example input folder,
-#: and the benchmarks' git-ignored training runs (``runs/``, ``benchmarks/runs/seed1``).
+#: the benchmarks' git-ignored training runs (``runs/``, ``benchmarks/runs/seed1``) and the output folder of
+#: the multi-seed ablation (``benchmarks/results/ablation``, created by its first run).
 OUTPUT_PREFIXES = ("data/", "checkpoint/", "best/", "last/", "demo_out/", "openpose_json_folder/", "runs/",
-                   "benchmarks/runs/")
+                   "benchmarks/runs/", "benchmarks/results/ablation")
 
 #: Files of other projects named in passing: VideoPose3D's ``common/loss.py`` and ``DATASETS.md``, and
 #: the research release's three training scripts.
