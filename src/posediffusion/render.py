@@ -73,17 +73,21 @@ def render_animation(
     _check_arrays(keypoints_2d, prediction, ground_truth, uncertainty, skeleton.num_joints)
     poses = {"prediction": prediction} | ({"ground truth": ground_truth} if ground_truth is not None else {})
     scene = _Scene(keypoints_2d, poses, uncertainty, skeleton, image_size, title)
-    images = scene.images(frames)
+    _write_animation(out_path, scene, scene.images(frames), fps / stride)
+    logger.info("wrote %s (%d frames at %.3g fps)", out_path, len(frames), fps / stride)
+    return out_path
+
+
+def _write_animation(out_path: Path, scene: _Scene, images: Iterator[np.ndarray], fps: float) -> None:
+    """Write ``images`` as a gif or mp4 (by suffix) atomically, closing ``scene`` whatever happens."""
     with atomic_path(out_path) as tmp:
         try:
             if out_path.suffix.lower() == ".gif":
-                _write_gif(tmp, images, fps / stride)
+                _write_gif(tmp, images, fps)
             else:
-                _write_mp4(tmp, images, fps / stride)
+                _write_mp4(tmp, images, fps)
         finally:
             scene.close()
-    logger.info("wrote %s (%d frames at %.3g fps)", out_path, len(frames), fps / stride)
-    return out_path
 
 
 def render_video(
@@ -132,15 +136,7 @@ def render_video(
         raise ValueError(f"render: image_size must be (width, height) in pixels, got {image_size}")
     scene = _Scene(keypoints_2d, {"prediction": prediction}, uncertainty, skeleton, size, title,
                    video=True, filled=filled)
-    images = scene.video_images(frames, indices, progress)
-    with atomic_path(out_path) as tmp:
-        try:
-            if out_path.suffix.lower() == ".gif":
-                _write_gif(tmp, images, fps / stride)
-            else:
-                _write_mp4(tmp, images, fps / stride)
-        finally:
-            scene.close()
+    _write_animation(out_path, scene, scene.video_images(frames, indices, progress), fps / stride)
     logger.info("wrote %s (%d frames at %.3g fps)", out_path, scene.rendered, fps / stride)
     return out_path
 

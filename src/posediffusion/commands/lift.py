@@ -22,6 +22,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="input format")
     parser.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"), default=None,
                         help="video size in pixels, whole numbers (required unless the file stores it)")
+    add_lifting_arguments(parser, min_confidence_help=(
+        "below this a joint is missing (default: the tool's own drawing threshold: 0.3; Detectron2 and "
+        "OpenPose 0.05, MediaPipe 0.5). NaN and (0, 0) points are always missing"), fps_help=(
+        "frame rate of the input (overrides the file's; without either 50 is assumed, and the outputs "
+        "say so)"))
+    parser.add_argument("--person", type=int, default=None, metavar="ID",
+                        help="the person (track id) to lift: the file's track ids (AlphaPose idx) when it "
+                             "has them, else 0, 1, ... in order of first appearance (default: the track seen "
+                             "in most frames; the log lists them)")
+    parser.add_argument("--all-people", action="store_true",
+                        help="lift every person's track: one output per track, OUT_track<ID>.npz (and "
+                             "_track<ID> in --json/--csv/--render names)")
+    parser.add_argument("--render", default=None, metavar="OUT.gif|.mp4", help="also render an animation")
+
+
+def add_lifting_arguments(parser: argparse.ArgumentParser, *, min_confidence_help: str, fps_help: str
+                          ) -> None:
+    """The sampling, input-quality and extra-output flags of ``lift`` and ``video``."""
     parser.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled model)")
     parser.add_argument("--hypotheses", "-num_proposals", type=int, default=5, help="H samples (default 5)")
     parser.add_argument("--steps", "-sampling_timesteps", type=int, default=5,
@@ -32,43 +50,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(weak perspective); the old names pose and joint still work")
     parser.add_argument("--no-flip", action="store_true", help="disable flip test-time augmentation")
     parser.add_argument("--all-hypotheses", action="store_true", help="also store all hypotheses")
-    parser.add_argument("--min-confidence", type=float, default=None,
-                        help="below this a joint is missing (default: the tool's own drawing threshold: 0.3; "
-                             "Detectron2 and OpenPose 0.05, MediaPipe 0.5). NaN and (0, 0) points are always "
-                             "missing")
-    parser.add_argument("--fps", type=float, default=None, metavar="F",
-                        help="frame rate of the input (overrides the file's; without either 50 is assumed, "
-                             "and the outputs say so)")
-    parser.add_argument("--person", type=int, default=None, metavar="ID",
-                        help="the person (track id) to lift: the file's track ids (AlphaPose idx) when it "
-                             "has them, else 0, 1, ... in order of first appearance (default: the track seen "
-                             "in most frames; the log lists them)")
-    parser.add_argument("--all-people", action="store_true",
-                        help="lift every person's track: one output per track, OUT_track<ID>.npz (and "
-                             "_track<ID> in --json/--csv/--render names)")
+    parser.add_argument("--min-confidence", type=float, default=None, help=min_confidence_help)
+    parser.add_argument("--fps", type=float, default=None, metavar="F", help=fps_help)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write JSON")
     parser.add_argument("--csv", default=None, metavar="PATH", help="also write CSV (frame,joint,x,y,z,unc)")
-    parser.add_argument("--render", default=None, metavar="OUT.gif|.mp4", help="also render an animation")
 
 
 #: output flag -> accepted suffixes
 OUTPUTS = {"--out": (".npz",), "--json": (".json",), "--csv": (".csv",), "--render": (".gif", ".mp4")}
 
 
-def check_outputs(args: argparse.Namespace) -> dict[str, str]:
-    """Every output target, checked before anything is lifted: flag -> path as given.
+def check_outputs(args: argparse.Namespace, outputs: dict[str, tuple[str, ...]] = OUTPUTS) -> dict[str, str]:
+    """Every output target of ``outputs`` (flag -> suffixes), checked before anything is read: flag -> path.
 
     Suffix, not a folder/device/FIFO, parent a folder or creatable (``io_utils.check_output_path``), and no
     two flags naming the same file. ``ValueError`` naming the flag.
     """
     from posediffusion.io_utils import check_output_path
 
-    given = {flag: getattr(args, flag[2:]) for flag in OUTPUTS if getattr(args, flag[2:])}
+    given = {flag: getattr(args, flag[2:].replace("-", "_")) for flag in outputs}
+    given = {flag: path for flag, path in given.items() if path}
     seen: dict[str, str] = {}
     for flag, path in given.items():
-        target = str(check_output_path(path, flag=flag, suffixes=OUTPUTS[flag]))
+        target = str(check_output_path(path, flag=flag, suffixes=outputs[flag]))
         if target in seen:
             raise ValueError(f"{flag} {path}: the same file as {seen[target]}")
         seen[target] = flag
@@ -76,19 +82,30 @@ def check_outputs(args: argparse.Namespace) -> dict[str, str]:
 
 
 def check_options(args: argparse.Namespace) -> None:
-    """Numeric flags that the lifter would otherwise reject deep inside (or accept silently)."""
+    """Numeric flags the lifter would otherwise reject deep inside (or accept silently); also for video."""
+    from posediffusion.data.keypoints import check_fps
+
     for flag, value in (("--hypotheses", args.hypotheses), ("--steps", args.steps)):
         if value < 1:
             raise ValueError(f"{flag} {value}: must be at least 1")
     if args.min_confidence is not None and not (math.isfinite(args.min_confidence)
                                                 and 0.0 <= args.min_confidence <= 1.0):
         raise ValueError(f"--min-confidence {args.min_confidence}: must be between 0 and 1")
-    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
-        raise ValueError(f"--fps {args.fps}: must be a finite positive number (frames per second)")
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed {args.seed}: must be a non-negative integer below 2**63")
-    if args.all_people and args.person is not None:
+    if getattr(args, "all_people", False) and args.person is not None:
         raise ValueError(f"--person {args.person} and --all-people: give one of them")
+
+
+def save_result_files(result: Any, tmp: dict[str, Path]) -> None:
+    """Write a ``LiftResult`` to the temporary paths of ``--out`` and, when given, ``--json`` / ``--csv``."""
+    result.save(tmp["--out"])
+    if "--json" in tmp:
+        result.save_json(tmp["--json"])
+    if "--csv" in tmp:
+        result.save_csv(tmp["--csv"])
 
 
 def track_path(path: str, track: int) -> Path:
@@ -124,11 +141,7 @@ def run(args: argparse.Namespace) -> int:
         for key, result in results.items():
             tmp = {flag: stack.enter_context(atomic_path(path, flag=flag))
                    for flag, path in targets[key].items()}
-            result.save(tmp["--out"])
-            if "--json" in tmp:
-                result.save_json(tmp["--json"])
-            if "--csv" in tmp:
-                result.save_csv(tmp["--csv"])
+            save_result_files(result, tmp)
             if "--render" in tmp:
                 render_animation(result.keypoints_2d, result.pose_3d, tmp["--render"],
                                  uncertainty=result.uncertainty, fps=result.fps,

@@ -343,15 +343,21 @@ def _ambiguous_pairs(cost: np.ndarray, pairs: list[tuple[int, int]], poses: np.n
     return out
 
 
-def find_cuts(tracks: Tracks) -> list[int]:
-    """Frames f where every association breaks: someone is seen in f and in the previous frame with a
-    detection, and no track is seen both before f and at or after f."""
+def _spans(tracks: Tracks) -> tuple[dict[int, int], dict[int, int]]:
+    """(first frame, last frame) of every track id that is seen."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for f, labels in enumerate(tracks.labels):
         for t in labels[labels >= 0].tolist():
             first.setdefault(t, f)
             last[t] = f
+    return first, last
+
+
+def find_cuts(tracks: Tracks) -> list[int]:
+    """Frames f where every association breaks: someone is seen in f and in the previous frame with a
+    detection, and no track is seen both before f and at or after f."""
+    first, last = _spans(tracks)
     cuts, previous = [], None
     for f, labels in enumerate(tracks.labels):
         if not (labels >= 0).any():
@@ -366,12 +372,7 @@ def _link_across_breaks(tracks: Tracks) -> None:
     """Join track B into track A (in place) where A is the only track seen in the last frame with anyone
     before B's first frame, B the only one seen in its first frame, A ends there and no track spans the
     break: one person, cut or out of view, is one track."""
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for f, labels in enumerate(tracks.labels):
-        for t in labels[labels >= 0].tolist():
-            first.setdefault(t, f)
-            last[t] = f
+    first, last = _spans(tracks)
     previous: int | None = None
     for f, labels in enumerate(tracks.labels):
         seen = set(labels[labels >= 0].tolist())
