@@ -22,6 +22,7 @@ from posediffusion.data.tracking import (
     track_jumps,
     usable_file_ids,
 )
+from tests.data.test_keypoints import BODY25, COCO, HALPE  # the tools' joint orders, defined once
 
 SCALE = 0.35  # template mm -> px: torso 490 mm -> ~171 px
 TORSO = 490.0 * SCALE
@@ -36,12 +37,6 @@ NAMED = {
     "head": (0, -726), "hip": (0, 0), "l_btoe": (170, 940), "l_stoe": (110, 940), "l_heel": (132, 920),
     "r_btoe": (-170, 940), "r_stoe": (-110, 940), "r_heel": (-132, 920),
 }
-COCO = ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_sho", "r_sho", "l_elb", "r_elb", "l_wri", "r_wri",
-        "l_hip", "r_hip", "l_knee", "r_knee", "l_ank", "r_ank"]
-HALPE = COCO + ["head", "neck", "hip", "l_btoe", "r_btoe", "l_stoe", "r_stoe", "l_heel", "r_heel"]
-BODY25 = ["nose", "neck", "r_sho", "r_elb", "r_wri", "l_sho", "l_elb", "l_wri", "mid_hip", "r_hip", "r_knee",
-          "r_ank", "l_hip", "l_knee", "l_ank", "r_eye", "l_eye", "r_ear", "l_ear", "l_btoe", "l_stoe",
-          "l_heel", "r_btoe", "r_stoe", "r_heel"]
 
 
 def walker(frames: int, x0: float, vx: float, y: float = 420.0, phase: float = 0.0, seed: int = 0) -> dict:
