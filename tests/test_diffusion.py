@@ -446,3 +446,30 @@ def test_flip_with_unit_gain_is_plain_ddim(schedule):
                            generator=torch.Generator().manual_seed(0))
 
     torch.testing.assert_close(sample(torch.ones(b, frames), 1.0), sample(None, 0.0), atol=1e-6, rtol=0)
+
+
+def test_sample_timesteps_uniform_is_torch_randint():
+    from posediffusion.diffusion import sample_timesteps
+
+    got = sample_timesteps(64, 1000, "uniform", torch.Generator().manual_seed(3))
+    want = torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(got, want)
+
+
+def test_sample_timesteps_linear_density_proportional_to_t():
+    from posediffusion.diffusion import sample_timesteps
+
+    t = sample_timesteps(400_000, 1000, "linear", torch.Generator().manual_seed(0)).double()
+    assert t.min() >= 0 and t.max() <= 999
+    # P(t < a) = (a / N)^2 for t = floor(N sqrt(u)): 0.01 below 100, 0.25 below 500, 0.19 at or above 900
+    assert abs((t < 100).double().mean().item() - 0.01) < 0.002
+    assert abs((t < 500).double().mean().item() - 0.25) < 0.004
+    assert abs((t >= 900).double().mean().item() - 0.19) < 0.004
+    assert abs(t.mean().item() - (2 / 3 * 1000 - 0.5)) < 2.0  # E[floor(N sqrt u)] ~ 2N/3 - 1/2
+
+
+def test_sample_timesteps_rejects_unknown_kind():
+    from posediffusion.diffusion import sample_timesteps
+
+    with pytest.raises(ValueError, match="timestep_sampling"):
+        sample_timesteps(4, 1000, "cosine")

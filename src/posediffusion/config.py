@@ -41,6 +41,8 @@ MOTION_FEATURE_KINDS = ("bounded", "raw_2d")
 ENERGY_KINDS = ("smoothed_speed", "raw_2d")
 #: When the sampler's temporal smoothing applies: on every model, or only with the energy regulator (legacy).
 SMOOTHING_MODES = ("always", "with_regulator")
+#: Training timestep distributions (``diffusion.sample_timesteps``).
+TIMESTEP_SAMPLINGS = ("uniform", "linear")
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 BUDGET_CLOCKS = ("wall", "cpu")
 WEIGHT_CHOICES = ("auto", "ema", "raw")
@@ -167,6 +169,9 @@ class DiffusionConfig:
     smoothing_in_loss: bool = True
     """Apply the same per-frame smoothing to the network's x0 in the training loss, so the sampler's
     operator (and the gain that drives it) is trained; false: a sampler-only post-process."""
+    timestep_sampling: str = "uniform"
+    """Training timesteps: "uniform" (D3DP) or "linear" (density proportional to t: more training at the
+    high noise levels where the DDIM sampler starts, none wasted near t = 0)."""
 
     def __post_init__(self) -> None:
         _check_positive(self, ("num_steps", "s", "scale", "clamp"))
@@ -180,6 +185,9 @@ class DiffusionConfig:
         if self.smoothing_mode not in SMOOTHING_MODES:
             raise ValueError(f"DiffusionConfig: smoothing_mode must be in {SMOOTHING_MODES}, "
                              f"got {self.smoothing_mode!r}")
+        if self.timestep_sampling not in TIMESTEP_SAMPLINGS:
+            raise ValueError(f"DiffusionConfig: timestep_sampling must be in {TIMESTEP_SAMPLINGS}, "
+                             f"got {self.timestep_sampling!r}")
         if not isinstance(self.smoothing_in_loss, bool):
             raise ValueError(f"DiffusionConfig: smoothing_in_loss must be true or false, "
                              f"got {self.smoothing_in_loss!r}")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from posediffusion.config import TIMESTEP_SAMPLINGS
 from posediffusion.skeleton import flip_pose, root_relative, zero_root
 
 logger = logging.getLogger(__name__)
@@ -120,11 +121,12 @@ def training_loss(
     velocity_weight: float = 0.0,
     smoothing: float = 0.0,
     frame_gain: Tensor | None = None,
+    timestep_sampling: str = "uniform",
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """x0-prediction loss: MPJPE (metres) of the denoised pose at one uniform timestep per sample.
+    """x0-prediction loss: MPJPE (metres) of the denoised pose at one random timestep per sample.
 
-    Draws, in this order from ``generator``: t ~ U{0 .. num_steps - 1} of shape (N,), then noise of shape
+    Draws, in this order from ``generator``: t of shape (N,) (:func:`sample_timesteps`), then noise of shape
     (N, T, J, 3) (float32 on the generator's device, then moved). ``z_t = q_sample(scale * x0, t, noise)``
     is clamped to ``+-clamp * scale`` and the network gets ``z_t / scale``.
 
@@ -140,6 +142,7 @@ def training_loss(
             network's x0 before the loss, so what the sampler uses is what is trained.
         frame_gain: (N, T) per-frame gain in [0, 1] of that smoothing, or ``None`` (constant smoothing).
             Not detached: the loss trains whatever produces it (the energy regulator's map).
+        timestep_sampling: distribution of t (:data:`TIMESTEP_SAMPLINGS`, :func:`sample_timesteps`).
         generator: makes t and noise deterministic.
 
     Returns:
@@ -153,7 +156,7 @@ def training_loss(
     n = x0.shape[0]
     x0 = root_relative(x0)
     gen_device = generator.device if generator is not None else x0.device
-    t = torch.randint(0, schedule.num_steps, (n,), generator=generator, device=gen_device).to(x0.device)
+    t = sample_timesteps(n, schedule.num_steps, timestep_sampling, generator, gen_device).to(x0.device)
     noise = _randn(x0.shape, generator, x0.device, x0.dtype)
     z_t = schedule.q_sample(x0 * scale, t, noise).clamp(-clamp * scale, clamp * scale)
     x0_hat = zero_root(net(z_t / scale, t, cond))
@@ -164,6 +167,24 @@ def training_loss(
     if velocity_weight > 0:
         loss = loss + velocity_weight * _mpjpe(x0_hat.diff(dim=1), x0.diff(dim=1))
     return loss
+
+
+def sample_timesteps(n: int, num_steps: int, kind: str = "uniform", generator: torch.Generator | None = None,
+                     device: torch.device | str | None = None) -> Tensor:
+    """(n,) int64 training timesteps in [0, num_steps).
+
+    ``"uniform"``: t ~ U{0 .. num_steps - 1} (D3DP; one ``torch.randint`` draw). ``"linear"``: density
+    proportional to t + 1/2, i.e. ``t = floor(num_steps * sqrt(u))`` with u ~ U[0, 1) (one ``torch.rand``
+    draw): twice the uniform density at t = num_steps and none at t = 0, so training concentrates where the
+    DDIM sampler starts (its first step, at t = num_steps - 1, gives most of the estimate) and spends little
+    on the nearly clean timesteps that a K <= 10 sampler never queries (below num_steps / K).
+    """
+    if kind == "uniform":
+        return torch.randint(0, num_steps, (n,), generator=generator, device=device)
+    if kind == "linear":
+        u = torch.rand((n,), generator=generator, device=device, dtype=torch.float64)
+        return (num_steps * u.sqrt()).long().clamp_(0, num_steps - 1)
+    raise ValueError(f"timestep_sampling must be in {TIMESTEP_SAMPLINGS}, got {kind!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ class PoseDiffusion(nn.Module):
             velocity_weight=d.velocity_weight,
             smoothing=smoothing,
             frame_gain=self.denoiser.sampler_gain(cond) if smoothing > 0 else None,  # with gradient
+            timestep_sampling=d.timestep_sampling,
             generator=generator,
         )
 
