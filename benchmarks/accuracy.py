@@ -81,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="default: the preset's recipe")
     p.add_argument("--lr-decay", type=float, default=None, help="per-epoch decay of the exponential schedule")
     p.add_argument("--ema-decay", type=float, default=None, help="default 0.999; 0 = off")
+    p.add_argument("--set", default=None, metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="ModelConfig/DiffusionConfig overrides applied to every variant (after its own), "
+                        "e.g. timestep_sampling=linear")
     p.add_argument("--train-keypoints", default="det", choices=INPUTS)
     p.add_argument("--hypotheses", type=int, default=5, help="H at evaluation")
     p.add_argument("--steps", type=int, default=5, help="K DDIM steps at evaluation")
@@ -92,6 +95,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------- one variant
+
+
+def parse_set(text: str | None) -> dict[str, Any]:
+    """``"a=1,b=linear"`` -> ``{"a": 1, "b": "linear"}`` (values parsed as YAML scalars)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def variant_overrides(args: argparse.Namespace, variant: str) -> dict[str, Any]:
+    """The model overrides of ``variant``, then those of ``--set``."""
+    return {**VARIANTS[variant], **parse_set(getattr(args, "set", None))}
 
 
 def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
@@ -106,7 +129,7 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         return {"steps": meta["progress"]["global_step"], "epochs_finished": meta["progress"]["epoch"],
                 "train_seconds": common.read_json(run_dir / "TRAINED")["train_seconds"], "reused": True}
     config = TrainConfig(
-        preset=args.preset, model=dict(VARIANTS[variant]), checkpoint=str(run_dir), epochs=1000,
+        preset=args.preset, model=variant_overrides(args, variant), checkpoint=str(run_dir), epochs=1000,
         batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, lr_schedule=args.lr_schedule,
         ema_decay=args.ema_decay, seed=args.seed,
         budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=True, progress_bar=False,
@@ -205,7 +228,7 @@ def run_worker(args: argparse.Namespace, variant: str) -> None:
         evaluations[keypoints] = evaluate_variant(args, variant, keypoints)
         print(f"[{variant}] evaluated on {keypoints} 2D in {evaluations[keypoints]['eval_seconds']} s",
               flush=True)
-    payload = {"variant": variant, "overrides": VARIANTS[variant],
+    payload = {"variant": variant, "overrides": variant_overrides(args, variant),
                "switches_off": [k for k in SWITCHES if VARIANTS[variant].get(k) is False],
                "training": facts, "evaluations": evaluations, "machine": common.machine_info(),
                "command_args": vars(args)}
