@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="ModelConfig/DiffusionConfig overrides applied to every variant (after its own), "
                         "e.g. timestep_sampling=linear")
     p.add_argument("--train-keypoints", default="det", choices=INPUTS)
+    p.add_argument("--eval-inputs", default=",".join(INPUTS),
+                   help="comma-separated 2D inputs to evaluate (default gt,det; 'det' for quick screens)")
     p.add_argument("--hypotheses", type=int, default=5, help="H at evaluation")
     p.add_argument("--steps", type=int, default=5, help="K DDIM steps at evaluation")
     p.add_argument("--camera", default="54138969", help="evaluate the test sequences of this camera only")
@@ -224,7 +226,9 @@ def run_worker(args: argparse.Namespace, variant: str) -> None:
     facts = train_variant(args, variant)
     print(f"[{variant}] trained {facts['steps']} steps in {facts['train_seconds']} s", flush=True)
     evaluations = {}
-    for keypoints in INPUTS:
+    for keypoints in [k for k in args.eval_inputs.split(",") if k]:
+        if keypoints not in INPUTS:
+            raise ValueError(f"--eval-inputs: {keypoints!r} is not one of {INPUTS}")
         evaluations[keypoints] = evaluate_variant(args, variant, keypoints)
         print(f"[{variant}] evaluated on {keypoints} 2D in {evaluations[keypoints]['eval_seconds']} s",
               flush=True)
@@ -330,6 +334,8 @@ def markdown_tables(results: dict[str, dict[str, Any]]) -> str:
                     "| MPJVE fast | MPJVE slow |", "|---|---|---|---|---|---|---|---|---|---|"]
             base = results.get(_reference(results), {}).get("evaluations", {}).get(keypoints)
             for variant, result in results.items():
+                if keypoints not in result["evaluations"]:
+                    continue
                 sc = result["evaluations"][keypoints]["scores"][label]
                 ratio = (f"{sc['mpjpe']['all'] / base['scores'][label]['mpjpe']['all']:.3f}"
                          if base else "-")
