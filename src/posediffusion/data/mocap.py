@@ -384,19 +384,54 @@ def prepare_mocap(input_path: str | Path, cameras_path: str | Path, out_dir: str
 
     ``unit`` is the unit of the input file (``"mm"`` or ``"m"``, checked against bone lengths, see
     :func:`load_mocap`); ``seed`` a non-negative integer below 2**64."""
+    check_name_and_seed(name, seed)
+    positions_mm, descriptions = load_mocap(input_path, motions, unit=unit)
+    return prepare_motions(positions_mm, descriptions, cameras_path, out_dir, name=name, seed=seed,
+                           noise=noise, label=str(input_path))
+
+
+def check_name_and_seed(name: str, seed: int) -> None:
+    """``ValueError`` unless ``name`` is a safe file-name part and ``seed`` an integer in [0, 2**64)."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"dataset name '{name}' must be letters, digits, '_', '-', '.'")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
         raise ValueError(f"--seed {seed!r}: must be a non-negative integer below 2**64")
+
+
+def prepare_motions(positions_mm: dict[str, np.ndarray], descriptions: dict[str, str],
+                    cameras_path: str | Path, out_dir: str | Path, *, name: str, seed: int = 0,
+                    noise: DetectorNoise | None = None, label: str = "motions", fps: float = 50,
+                    test_motions: list[str] | None = None, sources: dict[str, dict[str, Any]] | None = None,
+                    source: str | None = None, credit: str | None = CREDIT) -> PreparedMocap:
+    """:func:`prepare_mocap` on in-memory motions (what ``prepare bvh`` uses).
+
+    Args:
+        positions_mm: motion -> (F, 17, 3) millimetres, world frame Z up, at ``fps``.
+        descriptions: motion -> description (gives the kind that stratifies the split; default the name).
+        label: names the input in error messages (a motion's ``sources[m]["path"]`` wins).
+        fps: frame rate of the motions, recorded in the 2D files' metadata.
+        test_motions: motions for the test subjects (all others train); ``None`` = the automatic split of
+            :func:`split_motions`.
+        sources: motion -> JSON-friendly provenance (path, licence, ...), stored in the metadata and split.
+        source, credit: the metadata's ``source`` line (default: the CMU mocap one) and ``credit`` line
+            (``None`` = no credit line).
+    """
+    check_name_and_seed(name, seed)
     noise = noise or DetectorNoise()
-    positions_mm, descriptions = load_mocap(input_path, motions, unit=unit)
+    where = {m: str((sources or {}).get(m, {}).get("path", label)) for m in positions_mm}
+    positions_mm = {m: _check_motion(Path(where[m]), m, p) for m, p in positions_mm.items()}
+    if not positions_mm:
+        raise ValueError(f"{label}: no motions")
     cameras_path = Path(cameras_path)
     if not cameras_path.is_file():
         raise FileNotFoundError(f"{cameras_path}: camera JSON not found")
     all_cameras = cam.load_cameras(cameras_path)
     camera_ids = _camera_ids(cameras_path)
+    descriptions = {m: descriptions.get(m, m) for m in positions_mm}
     kinds = {m: motion_kind(d) for m, d in descriptions.items()}
-    subjects = split_motions({m: len(p) for m, p in positions_mm.items()}, kinds, seed)
+    frame_counts = {m: len(p) for m, p in positions_mm.items()}
+    subjects = (split_motions(frame_counts, kinds, seed) if test_motions is None
+                else _fixed_split(frame_counts, test_motions, label))
     pos3d: dict[str, dict[str, np.ndarray]] = {}
     pos2d: dict[str, dict[str, list[np.ndarray]]] = {}
     det2d: dict[str, dict[str, list[np.ndarray]]] = {}
@@ -407,7 +442,7 @@ def prepare_mocap(input_path: str | Path, cameras_path: str | Path, out_dir: str
         try:
             placement = place_motion(positions_mm[motion] / 1000.0, cams, _rng(seed, motion, _STREAM_PLACE))
         except ValueError as err:
-            raise ValueError(f"{input_path}: motion '{motion}': {err}") from err
+            raise ValueError(f"{where[motion]}: motion '{motion}': {err}") from err
         placements[motion] = placement
         world = placement.apply(positions_mm[motion] / 1000.0).astype(np.float32)
         gt = project_to_cameras(world, cams)  # projected from the stored float32 positions
@@ -417,12 +452,22 @@ def prepare_mocap(input_path: str | Path, cameras_path: str | Path, out_dir: str
         det2d.setdefault(subject, {})[motion] = [kp for kp, _ in noisy]
         outliers.setdefault(subject, {})[motion] = [mask for _, mask in noisy]
         _log_view(motion, subject, placement)
-    meta = _metadata(name, seed, camera_ids)
+    meta = _metadata(name, seed, camera_ids, fps, source, credit, sources)
     det_meta = {**meta, "detector": "synthetic", "noise": noise.describe()}
-    split = _split_record(name, seed, subjects, kinds, descriptions, placements)
+    split = _split_record(name, seed, subjects, kinds, descriptions, placements, credit, sources)
     paths = _write_all(Path(out_dir), name, pos3d, (pos2d, meta), (det2d, det_meta, outliers), split)
     frames = {s: sum(len(p) for p in pos3d.get(s, {}).values()) for s in TRAIN_SUBJECTS + TEST_SUBJECTS}
     return PreparedMocap(paths, subjects, frames, placements)
+
+
+def _fixed_split(frames: dict[str, int], test_motions: list[str], label: str) -> dict[str, str]:
+    """``test_motions`` to the test subjects, the rest to the training subjects (each dealt by length)."""
+    unknown = [m for m in test_motions if m not in frames]
+    if unknown:
+        raise ValueError(f"--test-motions: unknown motion name(s) {unknown}; {label} has {sorted(frames)}")
+    train = [m for m in frames if m not in test_motions]
+    return {**_deal(train, frames, TRAIN_SUBJECTS), **_deal(list(dict.fromkeys(test_motions)), frames,
+                                                             TEST_SUBJECTS)}
 
 
 def _camera_ids(path: Path) -> list[str]:
@@ -446,16 +491,23 @@ def _log_view(motion: str, subject: str, placement: Placement) -> None:
                        out, placement.frames)
 
 
-def _metadata(name: str, seed: int, camera_ids: list[str]) -> dict[str, Any]:
-    return {"num_joints": H36M_17.num_joints,
+def _metadata(name: str, seed: int, camera_ids: list[str], fps: float = 50, source: str | None = None,
+              credit: str | None = CREDIT, sources: dict[str, Any] | None = None) -> dict[str, Any]:
+    meta = {"num_joints": H36M_17.num_joints,
             "keypoints_symmetry": [list(H36M_17.left), list(H36M_17.right)],
-            "layout_name": "h36m", "camera_ids": camera_ids, "fps": 50, "units": "pixels",
-            "source": f"CMU mocap prepared by posediffusion prepare mocap (name={name}, seed={seed})",
-            "credit": CREDIT}
+            "layout_name": "h36m", "camera_ids": camera_ids, "fps": fps, "units": "pixels",
+            "source": source or f"CMU mocap prepared by posediffusion prepare mocap (name={name}, "
+                                f"seed={seed})"}
+    if credit:
+        meta["credit"] = credit
+    if sources:
+        meta["sources"] = dict(sorted(sources.items()))
+    return meta
 
 
 def _split_record(name: str, seed: int, subjects: dict[str, str], kinds: dict[str, str],
-                  descriptions: dict[str, str], placements: dict[str, Placement]) -> dict[str, Any]:
+                  descriptions: dict[str, str], placements: dict[str, Placement], credit: str | None = CREDIT,
+                  sources: dict[str, Any] | None = None) -> dict[str, Any]:
     frames = {m: p.frames for m, p in placements.items()}
     test_frames = sum(f for m, f in frames.items() if subjects[m] in TEST_SUBJECTS)
     return {
@@ -467,7 +519,8 @@ def _split_record(name: str, seed: int, subjects: dict[str, str], kinds: dict[st
         "frames": dict(sorted(frames.items())),
         "placement": {m: {"yaw_deg": round(np.degrees(p.yaw), 3), "translation_xy_m": list(p.translation_xy),
                           "frames_in_view": p.frames_in_view} for m, p in sorted(placements.items())},
-        "credit": CREDIT,
+        **({"sources": dict(sorted(sources.items()))} if sources else {}),
+        **({"credit": credit} if credit else {}),
     }
 
 
