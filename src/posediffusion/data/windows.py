@@ -239,6 +239,17 @@ class WindowDataset(Dataset):
             return False
         return bool(np.random.default_rng((self.seed, self.epoch, index)).random() < 0.5)
 
+    def window_poses(self, index: int, seq_index: int, indices: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """2D and 3D of item ``index`` before any flip: the frames ``indices`` (T,) of sequence ``seq_index``.
+
+        Returns (x2d (T, J, 2), x3d (T, J, 3) or ``None`` without 3D), float32. The hook that
+        :class:`~posediffusion.data.augment.CameraAugmentedWindows` replaces with a virtual camera.
+        """
+        seq = self.sequences[seq_index]
+        x3d = seq.pose_3d[indices].astype(np.float32) if self.has_3d else None
+        return seq.keypoints_2d[indices].astype(np.float32), x3d
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"window {index} out of range ({len(self)} windows)")
@@ -247,14 +258,15 @@ class WindowDataset(Dataset):
         seq = self.sequences[seq_index]
         indices, inside = window_frame_indices([start], self.frames, seq.num_frames)
         indices, inside = indices[0], inside[0]  # (T,)
+        x2d, x3d = self.window_poses(index, seq_index, indices)
         item: dict[str, Any] = {
-            "x2d": torch.from_numpy(seq.keypoints_2d[indices].astype(np.float32)),  # (T, J, 2)
+            "x2d": torch.from_numpy(x2d),  # (T, J, 2)
             "valid": torch.from_numpy(inside & seq.valid[indices]),  # (T,)
             "sequence": seq_index,
             "start": start,
         }
         if self.has_3d:
-            item["x3d"] = torch.from_numpy(seq.pose_3d[indices].astype(np.float32))  # (T, J, 3)
+            item["x3d"] = torch.from_numpy(x3d)  # (T, J, 3)
         if self.is_flipped(index):
             item["x2d"] = flip_pose(item["x2d"])
             if self.has_3d:
