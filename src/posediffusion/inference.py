@@ -25,12 +25,15 @@ from tqdm import tqdm
 from posediffusion.data.windows import WindowAccumulator, take_windows, window_starts
 
 #: ``values(samples, x2d) -> {name: (n, T, ...)}``: what to merge from one batch of n windows, given the
-#: sampler output (n, H, T, J, 3) or (K, n, H, T, J, 3) and the (n, T, J, 2) input windows.
-WindowValues = Callable[[Tensor, Tensor], dict[str, Any]]
+#: sampler output (n, H, T, J, 3) or (K, n, H, T, J, 3) and the (n, T, J, 2) input windows; called as
+#: ``values(samples, x2d, visible=...)`` with the (n, T, J) bool windows of the visibility when
+#: :func:`sample_sequences` was given one.
+WindowValues = Callable[..., dict[str, Any]]
 
 
-def window_major(samples: Tensor, x2d: Tensor) -> dict[str, Tensor]:
-    """Default :data:`WindowValues`: the samples with the window dims first, under ``"samples"``.
+def window_major(samples: Tensor, x2d: Tensor, visible: Tensor | None = None) -> dict[str, Tensor]:
+    """Default :data:`WindowValues`: the samples with the window dims first, under ``"samples"``
+    (``x2d`` and ``visible`` are not needed).
 
     (n, H, T, J, 3) -> (n, T, H, J, 3); (K, n, H, T, J, 3) -> (n, T, K, H, J, 3).
     """
@@ -54,6 +57,7 @@ def sample_sequences(
     weights: str = "uniform",
     values: WindowValues = window_major,
     progress: bool = False,
+    visible: Sequence[np.ndarray] | None = None,
 ) -> Iterator[tuple[int, WindowAccumulator]]:
     """Sample every window of every sequence and merge per sequence; yield each as soon as it is complete.
 
@@ -69,12 +73,18 @@ def sample_sequences(
         values: what to merge from each batch (:data:`WindowValues`); numpy values merge in float64,
             tensors in their dtype on the model's device.
         progress: show a tqdm bar over the batches.
+        visible: per sequence (F_i, J) bool, False for joints missing from the input: windowed like the
+            keypoints and passed to ``model.sample(visible=...)`` (a model with a missing-joint input
+            infers them) and to ``values``; ``None``: not passed (every joint counts as seen).
 
     Yields:
         ``(index, accumulator)`` in sequence order; ``accumulator.result(name)`` is the (F_i, ...) merge.
     """
     frames = model.config.model.frames
     device = next(model.parameters()).device
+    if visible is not None and [np.shape(v) for v in visible] != [np.shape(k)[:-1] for k in keypoints]:
+        raise ValueError("visible must hold one (F_i, J) mask per sequence, shaped like its keypoints' "
+                         "(F_i, J, 2) without the last axis")
     plan = [(i, int(start)) for i, kp in enumerate(keypoints)
             for start in window_starts(len(kp), frames, stride)]  # (sequence, start) of every window
     remaining = Counter(i for i, _ in plan)
@@ -85,9 +95,14 @@ def sample_sequences(
     for batch in batches:
         x2d = np.stack([take_windows(keypoints[i], [start], frames)[0] for i, start in batch])
         x2d = torch.from_numpy(x2d.astype(np.float32)).to(device)  # (n, T, J, 2)
+        options = {}
+        if visible is not None:
+            seen = np.stack([take_windows(np.asarray(visible[i], bool), [start], frames)[0]
+                             for i, start in batch])  # (n, T, J)
+            options["visible"] = torch.from_numpy(seen).to(device)  # (n, T, J) bool
         samples = model.sample(x2d, num_hypotheses=hypotheses, steps=steps, flip=flip, generator=generator,
-                               return_all_steps=return_all_steps, eta=eta)
-        per_window = values(samples, x2d)  # name -> (n, T, ...)
+                               return_all_steps=return_all_steps, eta=eta, **options)
+        per_window = values(samples, x2d, **options)  # name -> (n, T, ...)
         for i, rows in _runs(batch):
             if i not in merging:
                 merging[i] = WindowAccumulator(len(keypoints[i]), frames, weights)

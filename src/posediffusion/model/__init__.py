@@ -1,4 +1,5 @@
-"""The PoseDiffusion+ network: denoiser, anatomical graph, motion prompts, energy regulator, public model.
+"""The PoseDiffusion+ network: denoiser, anatomical graph, motion prompts, energy regulator, public model,
+and the joint dropout that trains its missing-joint input.
 
 Names are imported lazily so ``import posediffusion.model`` stays cheap::
 
@@ -14,6 +15,7 @@ _LAZY = {
     "SemanticPrompts": "posediffusion.model.prompts",
     "MotionPrompts": "posediffusion.model.prompts",
     "TemporalEnergyRegulator": "posediffusion.model.energy",
+    "joint_dropout_mask": "posediffusion.model.joint_dropout",
 }
 
 __all__ = list(_LAZY)

@@ -15,6 +15,12 @@ joint). The conditioning c = timestep embedding (+ motion prompt, per frame) ent
 With adaLN, the temporal blocks' per-frame FiLM shift/scale is multiplied by the energy gain; with
 "additive" the gain enters as a per-frame additive term ``g_t * gain_embedding``.
 
+With ``ModelConfig.joint_mask`` the 2D embedding takes ``(x * v_tj, y * v_tj, v_tj)`` where v_tj is 1 for a
+seen joint and 0 for a missing one (``encode_condition(x2d, visible)``): a missing joint's placeholder
+coordinates are zeroed and the flag tells the network to infer it from the rest of the body and from
+the frames where it is seen; the motion prompts and the energy ignore missing joints too. With
+``joint_mask`` false the network is unchanged (a 2-channel embedding, as in old checkpoints).
+
 Shape glossary: N batch (B, or B*H with hypotheses folded in), T frames, J joints, D width, P = 7 prompts.
 """
 
@@ -225,7 +231,7 @@ class Denoiser(nn.Module):
                 f"config has {cfg.num_joints} joints, skeleton {skeleton.name} has {skeleton.num_joints}"
             )
         self.cfg, d = cfg, cfg.width
-        self.embed_2d = nn.Linear(2, d)
+        self.embed_2d = nn.Linear(3 if cfg.joint_mask else 2, d)  # (x, y[, visibility flag]) -> D
         self.embed_3d = nn.Linear(3, d, bias=False)
         self.joint_embedding = nn.Parameter(0.02 * torch.randn(cfg.num_joints, d))  # (J, D)
         self.frame_embedding = nn.Parameter(0.02 * torch.randn(cfg.frames, 1, d))  # (T, 1, D)
@@ -251,24 +257,34 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.head.bias)
         self.root = skeleton.root
 
-    def encode_condition(self, x2d: Tensor) -> dict[str, Tensor]:
+    def encode_condition(self, x2d: Tensor, visible: Tensor | None = None) -> dict[str, Tensor]:
         """Everything independent of the noisy pose, computed once per window.
 
         Args:
             x2d: (B, T, J, 2) normalised screen coordinates, T == cfg.frames.
+            visible: (B, T, J) bool, True where the joint is seen, False where it is missing (its x2d is
+                a placeholder and is never read). Only for ``cfg.joint_mask`` models (else ``ValueError``);
+                ``None`` = every joint seen.
 
         Returns:
             ``tokens`` (B, T, J, D) 2D + joint (+ frame, except with "additive" conditioning) (+ part
             prompt) embedding; with semantic prompts ``prompt_kv`` (B, P, 2D) their keys/values
             (``prompt_kv="shared"``) or ``prompts`` (B, P, D) (``"per_block"``); with motion prompts
             ``frame_prompt`` (B, T, D); with the energy regulator ``energy`` (B, T) and the gain
-            ``GAIN_KEY`` (B, T) in (0, 1). Batch-independent values are expanded, not copied.
+            ``GAIN_KEY`` (B, T) in (0, 1); with ``cfg.joint_mask`` the mask used, ``visible`` (B, T, J)
+            bool. Batch-independent values are expanded, not copied.
         """
         b, t, j, _ = x2d.shape
         if t != self.cfg.frames or j != self.cfg.num_joints:
             expected = f"(B, {self.cfg.frames}, {self.cfg.num_joints}, 2)"
             raise ValueError(f"x2d must be {expected}, got {tuple(x2d.shape)}")
-        tokens = self.embed_2d(x2d) + self.joint_embedding  # (B, T, J, D)
+        visible = self.visibility(x2d, visible)  # (B, T, J) bool, or None without the mask input
+        if visible is None:
+            tokens = self.embed_2d(x2d) + self.joint_embedding  # (B, T, J, D)
+        else:
+            seen = visible[..., None]  # (B, T, J, 1)
+            masked = torch.where(seen, x2d, torch.zeros_like(x2d))  # missing joints' coordinates -> 0
+            tokens = self.embed_2d(torch.cat([masked, seen.to(x2d.dtype)], -1)) + self.joint_embedding
         if self.cfg.conditioning != "additive":  # additive: added before the first temporal block (MixSTE)
             tokens = tokens + self.frame_embedding
         cond: dict[str, Tensor] = {}
@@ -280,11 +296,29 @@ class Denoiser(nn.Module):
             else:
                 cond["prompts"] = prompts.expand(b, -1, -1)  # (B, P, D)
         cond["tokens"] = tokens
+        if visible is not None:
+            cond["visible"] = visible
         if self.motion is not None:
-            cond["frame_prompt"] = self.motion(x2d)  # (B, T, D)
+            cond["frame_prompt"] = self.motion(x2d, visible)  # (B, T, D)
         if self.energy is not None:
-            cond["energy"], cond[GAIN_KEY] = self.energy(x2d)  # (B, T), (B, T)
+            cond["energy"], cond[GAIN_KEY] = self.energy(x2d, visible)  # (B, T), (B, T)
         return cond
+
+    def visibility(self, x2d: Tensor, visible: Tensor | None) -> Tensor | None:
+        """The (B, T, J) bool mask of a ``joint_mask`` model (all True when ``visible`` is None); ``None``
+        for a model without the mask input, which refuses a mask (``ValueError``)."""
+        if not self.cfg.joint_mask:
+            if visible is not None:
+                raise ValueError("this model has no missing-joint input (ModelConfig.joint_mask is false): "
+                                 "it cannot take a visibility mask")
+            return None
+        if visible is None:
+            return torch.ones(x2d.shape[:-1], dtype=torch.bool, device=x2d.device)
+        if not isinstance(visible, Tensor) or visible.shape != x2d.shape[:-1]:
+            shape = tuple(visible.shape) if isinstance(visible, Tensor) else type(visible).__name__
+            raise ValueError(f"visible must be a {tuple(x2d.shape[:-1])} tensor like x2d's (B, T, J), "
+                             f"got {shape}")
+        return visible.to(device=x2d.device, dtype=torch.bool)
 
     def sampler_gain(self, cond: dict[str, Tensor]) -> Tensor | None:
         """The per-frame gain (B, T) in (0, 1) for the sampler's energy regulation, ``None`` without it."""
@@ -362,7 +396,7 @@ class Denoiser(nn.Module):
         if cfg.semantic_prompts:  # q + out per joint, scores + sum over P keys (+ k/v per block)
             spatial += 2 * j * d * d + 2 * j * prompts * d + per_block_kv * 2 * prompts * d * d / t
         macs = cfg.depth * (spatial + temporal)
-        macs += j * 5 * d + j * d * 3  # 2D + 3D embeddings, head
+        macs += j * (5 + cfg.joint_mask) * d + j * d * 3  # 2D (+ visibility) + 3D embeddings, head
         macs += 2 * d * d / t  # timestep MLP
         macs += cond_rows * d * d * {"adaln": 2, "adaln_single": 6, "additive": 0}[cfg.conditioning]
         if cfg.motion_prompts:

@@ -18,6 +18,11 @@ translation half. Energy ``raw_2d`` (the original definition, kept for old check
 
 Both feed the learnable monotone map ``gain_t = sigmoid(softplus(alpha) * e_t + beta)`` in (0, 1). The
 gains scale the per-frame modulation of the temporal blocks and are the sampler's ``frame_gain``.
+
+With a missing-joint mask (``visible``, ``smoothed_speed`` only) velocities are fitted through the seen
+frames of each joint (``motion.masked_body_velocity``); the means over joints above (limbs, torso) run over
+the joints whose velocity is known at frame t, each with its own noise floor (the torso's: the variance of
+the mean of its known joints). Missing joints' coordinates never enter.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posediffusion.model.motion import body_velocity, temporal_difference
+from posediffusion.model.motion import body_velocity, masked_body_velocity, temporal_difference
 
 #: Reference of the ``raw_2d`` energy: 0.01 normalised-screen units per frame.
 ENERGY_REFERENCE = 0.01
@@ -47,16 +52,39 @@ INITIAL_SLOPE = 2.0
 INITIAL_OFFSET = -1.5
 
 
-def motion_energy(x2d: Tensor, sigma: float = 3.0) -> Tensor:
+def motion_energy(x2d: Tensor, sigma: float = 3.0, visible: Tensor | None = None) -> Tensor:
     """``smoothed_speed`` energy: (B, T, J, 2) normalised screen coordinates -> (B, T) >= 0 (see module doc).
 
+    ``visible`` (B, T, J) bool: only seen joints count (:func:`masked_motion_energy`); ``None``: all.
     The input is detached: the energy is a fixed feature of the 2D input (no gradient flows into x2d).
     """
+    if visible is not None:
+        return masked_motion_energy(x2d, visible, sigma)
     velocity, variance = body_velocity(x2d.detach(), sigma)  # (B, T, J, 2), (T,)
     floor = (2 * NOISE**2 * variance)[:, None]  # (T, 1) expected |noise velocity|^2 per joint
     torso = velocity[:, :, list(TORSO_JOINTS)].mean(dim=2, keepdim=True)  # (B, T, 1, 2)
     relative = ((velocity - torso).square().sum(-1) - floor).clamp_min(0).sqrt().mean(-1)  # (B, T)
     translation = (torso[:, :, 0].square().sum(-1) - floor[:, 0] / len(TORSO_JOINTS)).clamp_min(0).sqrt()
+    return torch.log1p((relative + TRANSLATION_WEIGHT * translation) / SPEED_REFERENCE)
+
+
+def masked_motion_energy(x2d: Tensor, visible: Tensor, sigma: float = 3.0) -> Tensor:
+    """``smoothed_speed`` energy of the seen joints: (B, T, J, 2), (B, T, J) bool -> (B, T) >= 0.
+
+    As :func:`motion_energy`, with the means over joints taken over the joints whose velocity is known at
+    each frame (``motion.masked_body_velocity``); a frame with none reads as still. Equal to
+    :func:`motion_energy` up to rounding when every joint is seen.
+    """
+    velocity, variance, valid = masked_body_velocity(x2d.detach(), visible, sigma)  # (B,T,J,2), (B,T,J) x2
+    floor = 2 * NOISE**2 * variance  # (B, T, J) expected |noise velocity|^2 per joint
+    weight = valid.to(velocity.dtype)  # (B, T, J)
+    torso_weight = weight[:, :, list(TORSO_JOINTS)]  # (B, T, 5)
+    torso_count = torso_weight.sum(-1).clamp_min(1)  # (B, T)
+    torso = velocity[:, :, list(TORSO_JOINTS)].sum(2) / torso_count[..., None]  # (B, T, 2), 0 where unknown
+    torso_floor = (floor[:, :, list(TORSO_JOINTS)] * torso_weight).sum(-1) / torso_count.square()  # (B, T)
+    limbs = ((velocity - torso[:, :, None]).square().sum(-1) - floor).clamp_min(0).sqrt()  # (B, T, J)
+    relative = (limbs * weight).sum(-1) / weight.sum(-1).clamp_min(1)  # (B, T)
+    translation = (torso.square().sum(-1) - torso_floor).clamp_min(0).sqrt()  # (B, T)
     return torch.log1p((relative + TRANSLATION_WEIGHT * translation) / SPEED_REFERENCE)
 
 
@@ -108,19 +136,21 @@ class TemporalEnergyRegulator(nn.Module):
         """Names (relative to this module) of the parameters to exclude from weight decay."""
         return {"slope_raw", "offset"}
 
-    def energy(self, x2d: Tensor) -> Tensor:
-        """(B, T, J, 2) -> (B, T) motion energy."""
+    def energy(self, x2d: Tensor, visible: Tensor | None = None) -> Tensor:
+        """(B, T, J, 2) -> (B, T) motion energy; ``visible`` (B, T, J) bool: of the seen joints only."""
         if self.kind == "raw_2d":
+            if visible is not None:
+                raise ValueError("the raw_2d energy takes no missing-joint mask (use smoothed_speed)")
             return raw_difference_energy(x2d, self.sigma)
-        return motion_energy(x2d, self.sigma)
+        return motion_energy(x2d, self.sigma, visible)
 
     def gain(self, energy: Tensor) -> Tensor:
         """Monotone map (B, T) energy -> (B, T) gains in (0, 1): sigmoid(softplus(alpha) * e + beta)."""
         return torch.sigmoid(F.softplus(self.slope_raw) * energy + self.offset)
 
-    def forward(self, x2d: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, T, J, 2) -> (energy (B, T), gains (B, T))."""
-        energy = self.energy(x2d)
+    def forward(self, x2d: Tensor, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(B, T, J, 2) [, visible (B, T, J) bool] -> (energy (B, T), gains (B, T))."""
+        energy = self.energy(x2d, visible)
         return energy, self.gain(energy)
 
     def extra_repr(self) -> str:

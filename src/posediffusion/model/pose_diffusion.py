@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from posediffusion import diffusion
 from posediffusion.config import PoseDiffusionConfig, preset
 from posediffusion.model.denoiser import Denoiser
+from posediffusion.model.joint_dropout import joint_dropout_mask
 from posediffusion.skeleton import H36M_17, flip_pose, root_relative
 
 
@@ -45,21 +46,34 @@ class PoseDiffusion(nn.Module):
         """Build from a config (e.g. one stored in a checkpoint)."""
         return cls(config)
 
-    def training_loss(self, x2d: Tensor, x3d: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def training_loss(self, x2d: Tensor, x3d: Tensor, generator: torch.Generator | None = None,
+                      joint_dropout: float = 0.0, visible: Tensor | None = None) -> Tensor:
         """Scalar x0-prediction loss (MPJPE in metres [+ velocity term]) at one random timestep per window.
 
         Args:
             x2d: (B, T, 17, 2) normalised screen coordinates, T == config.model.frames.
             x3d: (B, T, 17, 3) ground truth, metres, root-relative.
-            generator: makes the timesteps and noise deterministic.
+            generator: makes the joint dropout, timesteps and noise deterministic (drawn in that order).
+            joint_dropout: rate p of ``model.joint_dropout.joint_dropout_mask``: hides joints from the
+                input (needs ``config.model.joint_mask``); the loss still scores every joint, so the
+                network learns to infer the hidden ones. 0 draws nothing.
+            visible: (B, T, 17) bool, joints missing from the data itself (``joint_mask`` models only);
+                combined with the dropout. ``None``: all seen.
         """
         self._check_input(x2d)
         if x3d.shape != (*x2d.shape[:-1], 3):
             raise ValueError(f"x3d must be {(*x2d.shape[:-1], 3)} to match x2d, got {tuple(x3d.shape)}")
         if not torch.isfinite(x3d).all():
             raise ValueError("x3d contains NaN or infinite values")
+        if joint_dropout > 0:
+            if not self.config.model.joint_mask:
+                raise ValueError("joint_dropout needs a model with a missing-joint input "
+                                 "(ModelConfig.joint_mask true)")
+            b, t, j, _ = x2d.shape
+            dropped = joint_dropout_mask(b, t, j, joint_dropout, generator, device=x2d.device)  # (B, T, J)
+            visible = dropped if visible is None else dropped & visible.to(dropped.device, torch.bool)
         d = self.config.diffusion
-        cond = self.denoiser.encode_condition(x2d)
+        cond = self.denoiser.encode_condition(x2d, visible)
         smoothing = self.smoothing() if d.smoothing_in_loss else 0.0
         return diffusion.training_loss(
             self.denoiser,
@@ -85,6 +99,7 @@ class PoseDiffusion(nn.Module):
         generator: torch.Generator | None = None,
         return_all_steps: bool = False,
         eta: float | None = None,
+        visible: Tensor | None = None,
     ) -> Tensor:
         """Draw 3D hypotheses with DDIM.
 
@@ -97,6 +112,9 @@ class PoseDiffusion(nn.Module):
             generator: makes the samples deterministic.
             return_all_steps: also return the x0 estimate of every step.
             eta: DDIM stochasticity; ``None`` = ``config.diffusion.eta``.
+            visible: (B, T, 17) bool, False for joints missing from the input, which the network then
+                infers (their x2d is never read); only for ``config.model.joint_mask`` models (else
+                ``ValueError``). ``None``: all seen.
 
         Returns:
             (B, H, T, 17, 3), or (K, B, H, T, 17, 3) with ``return_all_steps``; metres, root exactly 0.
@@ -107,7 +125,10 @@ class PoseDiffusion(nn.Module):
         d = self.config.diffusion
         perm = self.flip_permutation
         windows = torch.cat([x2d, flip_pose(x2d, perm)]) if flip else x2d  # (2B | B, T, J, 2)
-        cond = self.denoiser.encode_condition(windows)
+        visible = self.denoiser.visibility(x2d, visible)  # (B, T, J) bool; None: a model without the mask
+        if visible is not None and flip:
+            visible = torch.cat([visible, visible[..., perm]])  # (2B, T, J): the mirrored joints' flags
+        cond = self.denoiser.encode_condition(windows, visible)
         gain = self.denoiser.sampler_gain(cond)  # (2B | B, T) or None
         out = diffusion.ddim_sample(
             self.denoiser,
@@ -127,14 +148,15 @@ class PoseDiffusion(nn.Module):
         )
         return root_relative(out)  # root exactly 0
 
-    def frame_gains(self, x2d: Tensor) -> Tensor | None:
-        """The energy regulator's per-frame gains (B, T) in (0, 1) for (B, T, 17, 2) windows: what scales
-        the temporal blocks' modulation and what :meth:`sample` hands the sampler (``frame_gain``) for
-        these windows. ``None`` without the regulator."""
+    def frame_gains(self, x2d: Tensor, visible: Tensor | None = None) -> Tensor | None:
+        """The energy regulator's per-frame gains (B, T) in (0, 1) for (B, T, 17, 2) windows (and their
+        (B, T, 17) visibility, as :meth:`sample` takes it): what scales the temporal blocks' modulation and
+        what :meth:`sample` hands the sampler (``frame_gain``) for these windows. ``None`` without the
+        regulator."""
         self._check_input(x2d)
         if self.denoiser.energy is None:
             return None
-        return self.denoiser.energy(x2d)[1]
+        return self.denoiser.energy(x2d, self.denoiser.visibility(x2d, visible))[1]
 
     def smoothing(self) -> float:
         """Effective strength of the sampler's (and, with ``smoothing_in_loss``, the loss's) temporal

@@ -19,7 +19,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from posediffusion.model.motion import body_velocity, local_velocity, temporal_difference
+from posediffusion.model.motion import (
+    body_velocity,
+    local_velocity,
+    masked_body_velocity,
+    masked_local_velocity,
+    temporal_difference,
+)
 from posediffusion.skeleton import BODY_PARTS, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -86,8 +92,12 @@ class MotionPrompts(nn.Module):
     "raw_2d": ``20 * concat(v_t, a_t, part speed_t)`` with v, a edge-replicated raw finite differences.
     Part speed = mean |velocity| over the joints of each body part. prompt_t = MLP(features_t).
 
+    With a missing-joint mask (``visible``, "bounded" only) u and a are fitted through the seen frames of
+    each joint (``motion.masked_body_velocity``); where they are unknown (fewer than two seen frames in the
+    fit's window) they are 0, and part speeds average the joints whose velocity is known.
+
     Shapes:
-        x2d (B, T, J, 2) -> (B, T, D).
+        x2d (B, T, J, 2) [, visible (B, T, J) bool] -> (B, T, D).
     """
 
     def __init__(self, skeleton: Skeleton, width: int, kind: str = "bounded", sigma: float = 3.0) -> None:
@@ -103,8 +113,13 @@ class MotionPrompts(nn.Module):
         self.register_buffer("part_matrix", part_matrix, persistent=False)
         self.mlp = nn.Sequential(nn.Linear(num_features, width), nn.GELU(), nn.Linear(width, width))
 
-    def features(self, x2d: Tensor) -> Tensor:
-        """(B, T, J, 2) -> (B, T, 4J + 6) motion features (in [-1, 1] for "bounded")."""
+    def features(self, x2d: Tensor, visible: Tensor | None = None) -> Tensor:
+        """(B, T, J, 2) [, visible (B, T, J) bool] -> (B, T, 4J + 6) motion features (in [-1, 1] for
+        "bounded"); with ``visible`` missing joints' coordinates are never read."""
+        if visible is not None:
+            if self.kind == "raw_2d":
+                raise ValueError("raw_2d motion features take no missing-joint mask (use 'bounded')")
+            return self._masked_features(x2d, visible)
         if self.kind == "raw_2d":
             velocity = temporal_difference(x2d)  # (B, T, J, 2)
             acceleration = temporal_difference(velocity)  # (B, T, J, 2)
@@ -120,9 +135,23 @@ class MotionPrompts(nn.Module):
                 part_speed / VELOCITY_SCALE]
         return torch.tanh(torch.cat(flat, dim=-1))
 
-    def forward(self, x2d: Tensor) -> Tensor:
-        """(B, T, J, 2) -> (B, T, D) per-frame prompt."""
-        return self.mlp(self.features(x2d))
+    def _masked_features(self, x2d: Tensor, visible: Tensor) -> Tensor:
+        """"bounded" features of the seen joints: (B, T, J, 2), (B, T, J) bool -> (B, T, 4J + 6)."""
+        b, t, j, _ = x2d.shape
+        velocity, _, valid = masked_body_velocity(x2d.detach(), visible, self.sigma)  # (B,T,J,2), (B,T,J)
+        known = valid[..., None].expand(b, t, j, 2).reshape(b, t, 2 * j)  # (B, T, 2J)
+        acceleration = masked_local_velocity(velocity.reshape(b, t, 2 * j), known, self.sigma)[0]  # (B,T,2J)
+        members = (self.part_matrix > 0).to(x2d.dtype)  # (J, 6) 1 where the joint is in the part
+        weight = valid.to(x2d.dtype)  # (B, T, J)
+        speed = velocity.norm(dim=-1) * weight  # (B, T, J), 0 where unknown
+        part_speed = (speed @ members) / (weight @ members).clamp_min(1)  # (B, T, 6)
+        flat = [velocity.flatten(2) / VELOCITY_SCALE, acceleration / ACCELERATION_SCALE,
+                part_speed / VELOCITY_SCALE]
+        return torch.tanh(torch.cat(flat, dim=-1))
+
+    def forward(self, x2d: Tensor, visible: Tensor | None = None) -> Tensor:
+        """(B, T, J, 2) [, visible (B, T, J) bool] -> (B, T, D) per-frame prompt."""
+        return self.mlp(self.features(x2d, visible))
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, sigma={self.sigma}"
