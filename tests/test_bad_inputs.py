@@ -23,6 +23,7 @@ import torch
 
 from posediffusion.cli import main
 from posediffusion.data.keypoints import save_keypoints_npz
+from tests.data.test_bvh import CHAIN as BVH_CHAIN
 from tests.helpers import write_synthetic_mocap
 
 FAST = ["--hypotheses", "1", "--steps", "1"]
@@ -130,6 +131,12 @@ def files(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
     metres = {k: v / 1000.0 for k, v in np.load(f["mocap"]).items()}
     np.savez(root / "mocap_m.npz", **metres)
     f["mocap_m"] = root / "mocap_m.npz"
+    # BVH (prepare bvh): a two-joint chain that no rig preset fits, and two malformed files
+    bvh_cases = {"odd_rig": BVH_CHAIN, "bvh_frames": BVH_CHAIN.replace("Frames: 2", "Frames: 3"),
+                 "bvh_channel": BVH_CHAIN.replace("CHANNELS 3 Zrotation", "CHANNELS 3 Wrotation")}
+    for name, text in bvh_cases.items():
+        f[name] = root / f"{name}.bvh"
+        f[name].write_text(text)
     f["list_yaml"] = root / "list.yaml"
     f["list_yaml"].write_text("- 1\n- 2\n")
     # render
@@ -223,6 +230,13 @@ CASES = [
          ("mocap_m.npz", "--unit m")),
     Case("eval-3dhp-unit-mm-on-m", "eval-3dhp --gt-dir {gt} --predictions {pred_m} --out {root}/s",
          ("pred_m.npz", "--unit m")),
+    # prepare bvh: "FILE:LINE: what" for malformed files; an unknown rig lists what each preset lacks
+    Case("prepare-bvh-frame-count", "prepare bvh {bvh_frames} --out {root}/prep --name b",
+         ("bvh_frames.bvh:17:", "'Frames: 3' but 2 frame lines")),
+    Case("prepare-bvh-unknown-channel", "prepare bvh {bvh_channel} --out {root}/prep --name b",
+         ("bvh_channel.bvh:9:", "Wrotation")),
+    Case("prepare-bvh-unknown-rig", "prepare bvh {odd_rig} --out {root}/prep --name b",
+         ("odd_rig.bvh", "no mapping preset fits", "--mapping")),
     # render: the same output and fps rules
     Case("render-avi", "render {pred} --out {root}/out.avi", ("--out", "out.avi")),
     Case("render-to-device", "render {pred} --out /dev/full", ("--out", "/dev/full"),
@@ -233,6 +247,11 @@ CASES = [
     Case("render-empty-npz", "render {empty_npz} --out {root}/out.gif", ("empty.npz",)),
     # earlier hardening (already fixed), kept in the table
     Case("lift-hypotheses-0", "lift {kp} --out {root}/out.npz --hypotheses 0", ("--hypotheses",)),
+    # metric scale: a height in centimetres or out of range, and contradicting scale flags
+    Case("lift-height-in-cm", LIFT + " --height 180", ("--height 180", "metres", "1.80")),
+    Case("lift-height-too-small", LIFT + " --height 0.2", ("--height 0.2", "between 0.5 and 2.5")),
+    Case("lift-height-and-no-rescale", LIFT + " --height 1.8 --no-rescale", ("--no-rescale", "--height 1.8")),
+    Case("lift-scale-height-without-height", LIFT + " --scale height", ("--scale height", "--height")),
     Case("train-yaml-list", "train --config {list_yaml} -c {root}/run --dry-run", ("list.yaml",)),
     Case("train-batch-0", "train -c {root}/run --dry-run -b 0", ("batch_size",)),
     Case("train-grad-clip-negative", "train -c {root}/run --dry-run --grad-clip -1", ("grad_clip",)),

@@ -217,8 +217,9 @@ def test_fps_and_input_frame_numbers_in_every_output(tmp_path, tiny_checkpoint, 
     assert (doc["fps"], doc["fps_assumed"], doc["first_frame"]) == (50.0, True, 10)
     assert doc["frame_ids"] == list(range(10, 22))
     lines = csv.read_text().splitlines()
-    assert lines[0] == "frame,input_frame,joint,x,y,z,uncertainty,fps,fps_assumed,inferred"
-    assert lines[1].startswith("0,10,Hip,") and lines[1].endswith(",50,1,0")
+    assert lines[0] == ("frame,input_frame,joint,x,y,z,uncertainty,fps,fps_assumed,inferred,"
+                        "scale,scale_method,height")
+    assert lines[1].startswith("0,10,Hip,") and ",50,1,0," in lines[1] and lines[1].endswith(",prior,")
     assert lines[-1].startswith("11,21,")
     # --fps: used and not assumed
     assert main(base + ["--out", str(out), "--fps", "29.97"]) == 0
@@ -301,4 +302,4 @@ def test_never_seen_joints_are_lifted_and_marked_inferred_in_every_output(tmp_pa
     assert json.loads(str(data["settings"]))["inferred_joints"] == ["RWrist"]
     assert np.array(json.loads(js.read_text())["inferred"])[:, 16].all()
     rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
-    assert {r[2] for r in rows if r[-1] == "1"} == {"RWrist"}
+    assert {r[2] for r in rows if r[9] == "1"} == {"RWrist"}  # the inferred column

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -377,3 +378,21 @@ def test_resume_keeps_the_network_the_run_was_built_with(tmp_path, data_dir):
     save_config_yaml(dataclasses.replace(saved, model={}), run / "config.yaml")  # as the old code wrote it
     resumed = train(tiny_config(data_dir, run, epochs=1, max_steps=3, resume=True))
     assert resumed.model.config.model.conditioning == "adaln" and len(resumed.losses) == 1
+
+
+def test_snapshots_are_written_when_their_minutes_have_passed(tmp_path, data_dir, monkeypatch):
+    import posediffusion.train as train_module
+
+    clock = iter(range(0, 10_000, 30))  # every reading of the CPU clock advances it by 30 s
+    monkeypatch.setattr(train_module.time, "process_time", lambda: float(next(clock)))
+    run = tmp_path / "snap"
+    train(tiny_config(data_dir, run, epochs=1, max_steps=6, budget_clock="cpu", snapshot_minutes=[2, 1, 50]))
+    written = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert written == ["1min", "2min"]  # 50 minutes never passed in 6 steps
+    assert (run / "snapshots" / "1min" / "metadata.json").is_file()
+    assert not (run / "snapshots" / "1min" / "training_state.pt").exists()  # model only
+    first = json.loads((run / "snapshots" / "1min" / "metadata.json").read_text())["progress"]["global_step"]
+    second = json.loads((run / "snapshots" / "2min" / "metadata.json").read_text())["progress"]["global_step"]
+    assert 1 <= first < second <= 6
+    with pytest.raises(ValueError, match="snapshot_minutes"):
+        TrainConfig(snapshot_minutes=[0])

@@ -119,6 +119,11 @@ class ModelConfig:
     energy_kind: str = "smoothed_speed"
     """Regulator energy: "smoothed_speed" (body-normalised speed of the temporally smoothed 2D above the
     detector-noise floor) or "raw_2d" (|velocity| + |acceleration| of the raw 2D)."""
+    joint_mask: bool = False
+    """Missing-joint input: the 2D embedding gets a per-joint visibility flag (1 seen, 0 missing) as a third
+    channel, missing joints' 2D coordinates are zeroed, and the motion prompts and energy ignore them, so
+    the network infers joints the input lacks (train with ``joint_dropout``; docs/model.md). Needs the
+    "bounded" motion features and the "smoothed_speed" energy."""
 
     def __post_init__(self) -> None:
         _check_positive(self, ("num_joints", "frames", "width", "depth", "heads", "mlp_ratio", "graph_hops"))
@@ -139,9 +144,13 @@ class ModelConfig:
                               ("motion_features", MOTION_FEATURE_KINDS), ("energy_kind", ENERGY_KINDS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"ModelConfig: {name} must be in {choices}, got {getattr(self, name)!r}")
-        for name in ("graph", "semantic_prompts", "motion_prompts", "energy_regulator"):
+        for name in ("graph", "semantic_prompts", "motion_prompts", "energy_regulator", "joint_mask"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig: {name} must be true or false, got {getattr(self, name)!r}")
+        if self.joint_mask and ((self.motion_prompts and self.motion_features == "raw_2d")
+                                or (self.energy_regulator and self.energy_kind == "raw_2d")):
+            raise ValueError("ModelConfig: joint_mask needs motion_features 'bounded' and energy_kind "
+                             "'smoothed_speed' (the raw_2d features of old checkpoints take no mask)")
 
 
 @dataclass
@@ -236,14 +245,17 @@ class PoseDiffusionConfig:
 
 
 #: Values of config keys that checkpoints written before they existed lack: such a checkpoint was trained
-#: with per-block adaLN, per-block prompt keys/values, raw-difference motion features and energy, and a
-#: sampler smoothing that only the regulator switched on (never in the loss). :func:`with_legacy_defaults`
-#: fills them in when a stored config is read (``checkpoint.read_checkpoint`` / ``build_model``), so old
-#: checkpoints rebuild the network they were trained as while new models get the new defaults.
+#: with per-block adaLN, per-block prompt keys/values, raw-difference motion features and energy, no
+#: missing-joint input, and a sampler smoothing that only the regulator switched on (never in the loss).
+#: (``joint_mask`` False is also today's default; it is listed so that stays true if the default changes.)
+#: :func:`with_legacy_defaults` fills them in when a stored config is read (``checkpoint.read_checkpoint``
+#: / ``build_model``), so old checkpoints rebuild the network they were trained as while new models get
+#: the new defaults.
 LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"conditioning": "adaln", "prompt_kv": "per_block", "motion_features": "raw_2d",
-              "energy_kind": "raw_2d", "energy_sigma": 1.0},
-    "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False},
+              "energy_kind": "raw_2d", "energy_sigma": 1.0, "joint_mask": False},
+    "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False,
+                  "timestep_sampling": "uniform"},
 }
 
 
@@ -312,10 +324,22 @@ class DataConfig:
     """Fraction of training frames carved off (whole takes, all cameras) for validation; 0 = none."""
     max_frames_per_sequence: int | None = None
     """Use only the first N frames of every sequence (quick CPU runs)."""
+    camera_augmentation: bool = False
+    """Virtual cameras per training window, for mocap-derived datasets: every epoch each training window is
+    re-projected from the take's world 3D into a newly drawn camera (any azimuth, -10..45 deg elevation,
+    2-10 m, focal 0.6-2.5 x image width, landscape or portrait), each take once instead of once per camera
+    (data/augment.py, docs/training.md). Needs 3D with camera extrinsics (Human3.6M layout); validation
+    and test windows are never augmented."""
+    augment_noise: bool = True
+    """With camera_augmentation: detector-like 2D noise (prepare mocap's model, scaled to the subject's size
+    in the virtual image) on the re-projected 2D."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"DataConfig: val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.camera_augmentation and self.is_3dhp:
+            raise ValueError("DataConfig: camera_augmentation needs world-frame 3D (Human3.6M-layout "
+                             "datasets such as prepare mocap's); 3dhp has only camera-frame 3D")
         for name in ("stride", "max_frames_per_sequence"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -371,6 +395,10 @@ class TrainConfig:
     """AdamW weight decay."""
     grad_clip: float = 1.0
     """Max global gradient norm; 0 = no clipping."""
+    joint_dropout: float = 0.0
+    """Joint dropout (needs a model with ``joint_mask: true``): the probability that a training window has
+    1-3 limb-end joints missing in all its frames, and, independently, that it has one short gap of one
+    joint (``model/joint_dropout.py``); the loss still scores every joint. 0 = off."""
     ema_decay: float | None = None
     """EMA of the weights per step; ``None`` = 0.999; 0 = off. Validation, selection and evaluation use the
     EMA weights when present."""
@@ -393,6 +421,9 @@ class TrainConfig:
     budget_clock: str = "wall"
     """Clock of ``budget_min``: "wall" (elapsed time) or "cpu" (this process's CPU time, which other jobs
     on a shared machine cannot shrink: equal budgets for benchmark variants)."""
+    snapshot_minutes: list[float] | None = None
+    """Also write the model (no optimizer state) to ``<checkpoint>/snapshots/<M>min/`` when M minutes of
+    ``budget_clock`` time have passed in this invocation, e.g. ``[5, 15]`` (learning-curve points)."""
     val_every_steps: int = 0
     """Also score the selection split (and write ``best`` when it improves) every N optimisation steps;
     0 = at epoch ends only. Either way a run that stops on ``max_steps`` or ``budget_min`` is scored once
@@ -440,10 +471,14 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: budget_clock must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.budget_min is not None and self.budget_min <= 0:
             raise ValueError(f"TrainConfig: budget_min must be > 0, got {self.budget_min}")
+        if self.snapshot_minutes is not None and not all(m > 0 for m in self.snapshot_minutes):
+            raise ValueError(f"TrainConfig: snapshot_minutes must all be > 0, got {self.snapshot_minutes}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
         if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
             raise ValueError(f"TrainConfig: lr_decay must be in (0, 1], got {self.lr_decay}")
+        if not 0.0 <= self.joint_dropout <= 1.0:
+            raise ValueError(f"TrainConfig: joint_dropout must be in [0, 1], got {self.joint_dropout}")
         if not (self.grad_clip >= 0 and self.weight_decay >= 0):
             raise ValueError(f"TrainConfig: grad_clip and weight_decay must be >= 0, got {self.grad_clip} "
                              f"and {self.weight_decay}")
@@ -460,6 +495,9 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """Copy with every ``None`` default that depends on the dataset, model or preset filled in."""
         model_config = preset(self.preset, **self.model)  # validates preset and overrides
+        if self.joint_dropout > 0 and not model_config.model.joint_mask:
+            raise ValueError("TrainConfig: joint_dropout > 0 needs a model with a missing-joint input "
+                             "(model: {joint_mask: true}, or --model joint_mask=true)")
         frames = model_config.model.frames
         published_lr, published_decay = PUBLISHED_LR["3dhp" if self.data.is_3dhp else "h36m"]
         recipe = {"lr": published_lr, "lr_decay": published_decay, **PRESET_RECIPES[self.preset]}

@@ -13,6 +13,15 @@ keypoint). The old names ``"pose"`` and ``"joint"`` are still accepted. Both are
 same samples (``LiftResult.alternatives``). P-Agg is the default because on the validation takes it had
 lower MPJPE, P-MPJPE and half the velocity error (benchmarks/bundled/aggregation_on_validation.json):
 choosing joints independently per frame jitters.
+
+Missing joints (``Keypoints.filled``: gaps, and joints never seen in the clip, ``Keypoints.inferred``) are
+handled by the model when it has a missing-joint input (``ModelConfig.joint_mask``, trained with joint
+dropout): :func:`lift_track` passes ``visible = ~filled`` and the network infers those joints from the rest
+of the body and the frames where they are seen, ignoring the placeholder coordinates (J-Agg takes P-Agg
+for them: there is no keypoint to reproject to). An older model gets today's input: gaps interpolated over
+time, never-seen joints placed from a 2D body prior (``data/body_prior.py``), lifted as if measured. Either
+way never-seen joints are flagged ``inferred`` in every output, and ``settings["inferred_by"]`` says how:
+``"model"`` or ``"body prior"``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from importlib.resources import files
 from pathlib import Path
@@ -39,6 +48,7 @@ from posediffusion.io_utils import atomic_path, check_output_folder, save_npz_at
 from posediffusion.metrics import mpjpe, p_mpjpe
 from posediffusion.render import render_animation
 from posediffusion.runtime import resolve_device
+from posediffusion.scale import check_scale_options, estimate_scale, standing_height
 from posediffusion.skeleton import H36M_17, root_relative
 
 log = logging.getLogger(__name__)
@@ -70,7 +80,8 @@ class LiftResult:
     """Output of :func:`lift_keypoints`.
 
     Attributes:
-        pose_3d: (F, 17, 3) float32, metres, root-relative, camera-aligned axes (x right, y down, z forward).
+        pose_3d: (F, 17, 3) float32, metres, root-relative, camera-aligned axes (x right, y down, z forward);
+            times ``scale_factor`` (the network's own output when ``scale_method`` is ``"none"``).
         uncertainty: (F, 17) float32, metres: mean distance of the hypotheses from their mean per joint.
         keypoints_2d: (F, 17, 2) float32 input pixels (gaps filled).
         image_size: (width, height).
@@ -84,9 +95,15 @@ class LiftResult:
             unknown).
         frame_ids: (F,) int64, the input's frame number of each output frame (``None``: 0, 1, ...), so
             output frame i is input frame ``frame_ids[i]``.
-        inferred: (F, 17) bool or ``None``: joints never seen in the input, placed from a body prior before
-            lifting (``data/body_prior.py``); their 2D and 3D are a guess, not a measurement. They are
-            also in ``filled``.
+        inferred: (F, 17) bool or ``None``: joints never seen in the input; their 3D is inferred, not
+            measured: by the model (``settings["inferred_by"] == "model"``, a model with a missing-joint
+            input) or lifted from a body-prior placement (``"body prior"``, ``data/body_prior.py``). Their
+            2D in ``keypoints_2d`` is the body prior's placement either way. They are also in ``filled``.
+        scale_factor: the factor applied to the network's output (pose, uncertainty, hypotheses,
+            alternatives), see :func:`rescale`; 1 for the raw output.
+        scale_method: how it was chosen: ``"prior"`` (to the reference skeleton), ``"height"`` (to
+            ``height``) or ``"none"`` (``posediffusion.scale``).
+        height: the standing height the output was scaled to (``--height``), metres, else ``None``.
     """
 
     pose_3d: np.ndarray
@@ -101,6 +118,9 @@ class LiftResult:
     fps_source: str = "assumed"
     frame_ids: np.ndarray | None = None
     inferred: np.ndarray | None = None
+    scale_factor: float = 1.0
+    scale_method: str = "none"
+    height: float | None = None
 
     @property
     def fps_assumed(self) -> bool:
@@ -125,7 +145,9 @@ class LiftResult:
             "image_size": np.asarray(self.image_size, dtype=np.int64), "fps": np.float32(self.fps),
             "fps_assumed": np.bool_(self.fps_assumed), "fps_source": np.asarray(self.fps_source),
             "frame_ids": self.input_frames(), "first_frame": np.int64(self.first_frame),
-            "settings": np.asarray(_json(self.settings)),
+            "settings": np.asarray(_json(self.settings)), "scale_factor": np.float64(self.scale_factor),
+            "scale_method": np.asarray(self.scale_method),
+            "height": np.float64(np.nan if self.height is None else self.height),
         }
         if self.hypotheses is not None:
             arrays["hypotheses"] = self.hypotheses
@@ -139,13 +161,15 @@ class LiftResult:
         return Path(path)
 
     def save_json(self, path: str | Path) -> Path:
-        """Write pose, uncertainty and settings as JSON (frames x joints x xyz, metres)."""
+        """Write pose, uncertainty, scale and settings as JSON (frames x joints x xyz, metres)."""
         payload = {"units": "metres", "joint_order": "h36m17", "fps": self.fps,
                    "fps_assumed": self.fps_assumed, "fps_source": self.fps_source,
                    "first_frame": self.first_frame, "frame_ids": self.input_frames().tolist(),
+                   "scale_factor": self.scale_factor, "scale_method": self.scale_method,
+                   "height": self.height,
                    "settings": self.settings, "pose_3d": np.round(self.pose_3d, 5).tolist(),
                    "uncertainty": np.round(self.uncertainty, 5).tolist()}
-        if self.inferred is not None:  # (F, 17) 1 = never seen, placed from the body prior: not measured
+        if self.inferred is not None:  # (F, 17) 1 = never seen: inferred (see inferred_by), not measured
             payload["inferred"] = self.inferred.astype(int).tolist()
         write_text_atomic(path, _json(payload))
         return Path(path)
@@ -153,15 +177,21 @@ class LiftResult:
     def save_csv(self, path: str | Path) -> Path:
         """Write a long CSV: ``frame,input_frame,joint,x,y,z,uncertainty,fps,fps_assumed,inferred``
         (metres; the input's frame number of each frame; the fps used, 1 in ``fps_assumed`` when it is an
-        assumption; 1 in ``inferred`` for a joint never seen in the input, placed from the body prior)."""
-        lines = ["frame,input_frame,joint,x,y,z,uncertainty,fps,fps_assumed,inferred"]
+        assumption; 1 in ``inferred`` for a joint never seen in the input, inferred by the model or from the
+        body prior as ``settings["inferred_by"]`` says); then ``scale,scale_method,height``, the same on
+        every row: :attr:`scale_factor`, :attr:`scale_method` and the ``--height`` in metres (empty when
+        none)."""
+        lines = ["frame,input_frame,joint,x,y,z,uncertainty,fps,fps_assumed,inferred,"
+                 "scale,scale_method,height"]
         ids, rate = self.input_frames(), f"{self.fps:g},{int(self.fps_assumed)}"
+        height = "" if self.height is None else f"{self.height:g}"
+        scale = f"{self.scale_factor:.6g},{self.scale_method},{height}"
         inferred = self.inferred if self.inferred is not None else np.zeros(self.pose_3d.shape[:2], bool)
         for f in range(len(self.pose_3d)):
             for j, name in enumerate(H36M_17.joints):
                 (x, y, z), u = self.pose_3d[f, j], self.uncertainty[f, j]
                 flag = int(inferred[f, j])
-                lines.append(f"{f},{ids[f]},{name},{x:.5f},{y:.5f},{z:.5f},{u:.5f},{rate},{flag}")
+                lines.append(f"{f},{ids[f]},{name},{x:.5f},{y:.5f},{z:.5f},{u:.5f},{rate},{flag},{scale}")
         write_text_atomic(path, "\n".join(lines) + "\n")
         return Path(path)
 
@@ -211,8 +241,12 @@ def lift_keypoints(
     keep_hypotheses: bool = False,
     seed: int = 0,
     progress: bool = False,
+    visible: np.ndarray | None = None,
 ) -> LiftResult:
     """Lift an (F, 17, 2) pixel track of any length F >= 2 to 3D.
+
+    Returns the network's own output, unscaled (``scale_method`` ``"none"``); :func:`rescale` gives it
+    metric size, as :func:`lift_file` and ``posediffusion lift`` do by default.
 
     Args:
         keypoints: (F, 17, 2) pixels, Human3.6M joint order, NaN-free.
@@ -230,18 +264,23 @@ def lift_keypoints(
         keep_hypotheses: also return all (H, F, 17, 3) hypotheses, merged over windows.
         seed: makes the result deterministic.
         progress: show a tqdm bar.
+        visible: (F, 17) bool, False for joints missing from the input (their pixels are placeholders,
+            never read): the model infers them. Only for a model with a missing-joint input
+            (``config.model.joint_mask``; else ``ValueError``). ``None``: every joint is taken as seen.
     """
     aggregation = canonical_aggregation(aggregation)
     pixels = np.asarray(keypoints, dtype=np.float32)
     frames = model.config.model.frames
     image_size = check_image_size(image_size, "image_size")
     _check_track(pixels, image_size, frames)
+    masks = None if visible is None else [_check_visible(visible, pixels, model)]
     stride = max(frames // 2, 1) if stride is None else stride
     normalised = normalize_screen(pixels, *image_size).astype(np.float32)  # (F, 17, 2)
     [(_, merged)] = list(sample_sequences(
         model, [normalised], hypotheses=hypotheses, steps=steps, flip=flip,
         generator=torch.Generator().manual_seed(seed), stride=stride, batch_size=batch_windows,
-        weights="hann", values=partial(_window_values, keep_hypotheses=keep_hypotheses), progress=progress))
+        weights="hann", values=partial(_window_values, keep_hypotheses=keep_hypotheses), progress=progress,
+        visible=masks))
     # merging keeps the root at 0; root_relative guards against rounding
     poses = {name: root_relative(merged.result(name).astype(np.float32)) for name in AGGREGATIONS}
     labels = {name: estimate_label(name, ROOT_SOURCE) for name in AGGREGATIONS}
@@ -255,21 +294,38 @@ def lift_keypoints(
         alternatives={labels[name]: pose for name, pose in poses.items()},
         settings={"hypotheses": hypotheses, "steps": steps, "flip": flip, "seed": seed, "stride": stride,
                   "aggregation": labels[aggregation], "frames_per_window": frames,
-                  "windows": len(window_starts(len(pixels), frames, stride))},
+                  "windows": len(window_starts(len(pixels), frames, stride)),
+                  **({} if masks is None else {"missing_joints_to_model": int((~masks[0]).sum())})},
     )
 
 
-def _window_values(hyps: torch.Tensor, x2d: torch.Tensor, keep_hypotheses: bool) -> dict[str, np.ndarray]:
+def _check_visible(visible: np.ndarray, pixels: np.ndarray, model: torch.nn.Module) -> np.ndarray:
+    """The (F, 17) bool visibility of a track, checked against the pixels and the model."""
+    if not getattr(model.config.model, "joint_mask", False):
+        raise ValueError("visible needs a model with a missing-joint input (ModelConfig.joint_mask); this "
+                         "one takes every joint as seen: fill or place missing joints instead")
+    visible = np.asarray(visible)
+    if visible.shape != pixels.shape[:-1] or visible.dtype != np.bool_:
+        raise ValueError(f"visible must be a {pixels.shape[:-1]} bool array like the keypoints' (F, 17), "
+                         f"got {visible.dtype} {visible.shape}")
+    return visible
+
+
+def _window_values(hyps: torch.Tensor, x2d: torch.Tensor, keep_hypotheses: bool,
+                   visible: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """What lift merges from a batch: hyps (n, H, T, 17, 3), x2d (n, T, 17, 2) -> {name: (n, T, ...)}.
 
     Both aggregations, the hypothesis spread and optionally every hypothesis, as float64 numpy: only the
-    per-batch values live on the model's device, the clip-long sums stay on the CPU.
+    per-batch values live on the model's device, the clip-long sums stay on the CPU. Where ``visible``
+    (n, T, 17) bool is False the joint has no keypoint to reproject to, so J-Agg takes P-Agg's value.
     """
     values = {
         "j-agg": joint_aggregate(hyps, x2d, camera=None, root_source=ROOT_SOURCE),  # (n, T, 17, 3)
         "p-agg": pose_aggregate(hyps),  # (n, T, 17, 3)
         "spread": hypothesis_spread(hyps),  # (n, T, 17)
     }
+    if visible is not None:
+        values["j-agg"] = torch.where(visible[..., None], values["j-agg"], values["p-agg"])
     if keep_hypotheses:
         values["hypotheses"] = hyps.permute(0, 2, 1, 3, 4)  # (n, T, H, 17, 3)
     return {name: value.detach().cpu().double().numpy() for name, value in values.items()}
@@ -334,8 +390,20 @@ def lift_all_people(
 def lift_track(path: str | Path, track: Keypoints, model: torch.nn.Module, source: str, fps: float | None,
                options: dict[str, Any]) -> LiftResult:
     """Lift one loaded track (``options`` go to :func:`lift_keypoints`); copy its masks, frame numbers, fps
-    (``fps`` given: "--fps"; else the track's: "file"; else assumed) and provenance into the result."""
-    result = lift_keypoints(track.pixels, track.image_size, model, **options)
+    (``fps`` given: "--fps"; else the track's: "file"; else assumed) and provenance into the result.
+
+    A model with a missing-joint input (``config.model.joint_mask``) gets ``visible = ~track.filled``: it
+    infers every joint the track lacks (gaps and never-seen joints) instead of trusting the filled or
+    body-prior placeholders; ``settings["inferred_by"]`` is then ``"model"``, else ``"body prior"``.
+
+    ``options["scale"]`` (default ``"prior"``) and ``options["height"]`` (metres) are not lift options:
+    they go to :func:`rescale`, so lift and video output metric-size skeletons by default."""
+    options = dict(options)
+    scale_method, height = options.pop("scale", "prior"), options.pop("height", None)
+    check_scale_options(scale_method, height)  # before the (slow) lifting
+    by_model = bool(getattr(model.config.model, "joint_mask", False))
+    visible = ~np.asarray(track.filled, bool) if by_model else None
+    result = lift_keypoints(track.pixels, track.image_size, model, visible=visible, **options)
     result.filled = track.filled
     result.inferred = track.inferred if track.inferred is not None else np.zeros(track.filled.shape, bool)
     result.frame_ids = track.frame_ids
@@ -352,7 +420,49 @@ def lift_track(path: str | Path, track: Keypoints, model: torch.nn.Module, sourc
                             "far_outside_joints": track.far_outside, "min_confidence": track.min_confidence,
                             "track_id": track.track_id, "tracks": track.tracks,
                             "inferred_joints": [H36M_17.joints[j]
-                                                for j in np.flatnonzero(result.inferred.any(axis=0))]})
+                                                for j in np.flatnonzero(result.inferred.any(axis=0))],
+                            "inferred_by": "model" if by_model else "body prior"})
+    return rescale(result, scale_method, height)
+
+
+def rescale(result: LiftResult, method: str = "prior", height: float | None = None) -> LiftResult:
+    """Give a lift metric size (``--scale``, ``--height``): multiply it by the factor of
+    :func:`posediffusion.scale.estimate_scale`, in place, and record it; returns ``result``.
+
+    The factor is measured on ``result.pose_3d`` ignoring ``result.inferred`` joints (all of them, with a
+    warning, if nothing else is left). It multiplies the pose, every alternative aggregation, the
+    hypotheses and the uncertainty alike. A weak- or full-perspective root would move ``s`` times further
+    from the camera with them, leaving the 2D projection unchanged; lift estimates no root (poses are
+    root-relative). ``result.scale_factor``, ``scale_method``, ``height`` and ``settings["scale"]``
+    (adding the standing heights of the network's output and of the result, metres) record it. Only the
+    network's raw output (``scale_method == "none"``, as :func:`lift_keypoints` returns it) can be
+    rescaled. ``posediffusion evaluate`` and ``eval-3dhp`` never rescale: they score the raw output.
+    """
+    check_scale_options(method, height)
+    if result.scale_method != "none":
+        raise ValueError(f"this lift is already rescaled (--scale {result.scale_method}); rescale the raw "
+                         "output (--scale none) instead")
+    inferred = result.inferred if result.inferred is not None and result.inferred.any() else None
+    try:
+        factor = estimate_scale(result.pose_3d, method, height, inferred)
+    except ValueError:
+        if inferred is None:
+            raise
+        log.warning("--scale %s: every segment it measures touches a joint never seen; measuring the "
+                    "inferred joints too", method)
+        inferred = None
+        factor = estimate_scale(result.pose_3d, method, height)
+    raw_height = standing_height(result.pose_3d, inferred)
+    result.pose_3d = (result.pose_3d * factor).astype(np.float32)
+    result.uncertainty = (result.uncertainty * factor).astype(np.float32)
+    result.alternatives = {k: (v * factor).astype(np.float32) for k, v in result.alternatives.items()}
+    if result.hypotheses is not None:
+        result.hypotheses = (result.hypotheses * factor).astype(np.float32)
+    result.scale_factor, result.scale_method, result.height = float(factor), method, height
+    result.settings["scale"] = {
+        "method": method, "factor": float(factor), "height_m": height,
+        "network_standing_height_m": round(raw_height, 4),
+        "standing_height_m": round(standing_height(result.pose_3d, inferred), 4)}
     return result
 
 
@@ -386,6 +496,9 @@ def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int
     """Lift the bundled sample, score it against its ground truth, write npz (+ gif); return a report.
 
     ``out_dir`` is checked before anything runs; the npz and the gif are written together or not at all.
+    The scores and the npz are the network's raw output, unscaled: ``lift``'s default ``--scale prior``
+    resizes every body to the reference skeleton, which moves MPJPE (not P-MPJPE, which aligns the scale)
+    for a subject of another size, so that row is extra and labelled as such.
     """
     out_dir = check_output_folder(out_dir, flag="--out")
     sample = np.load(bundled_sample())
@@ -397,6 +510,9 @@ def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int
     metrics = {f"{label}, H={hypotheses}": {"mpjpe": 1000 * mpjpe(pose, gt),
                                             "p_mpjpe": 1000 * p_mpjpe(pose, gt)}
                for label, pose in result.alternatives.items()}
+    prior = rescale(replace(result, settings=dict(result.settings)), "prior")
+    metrics[f"{prior.settings['aggregation']}, H={hypotheses}, --scale prior (x{prior.scale_factor:.2f})"] = {
+        "mpjpe": 1000 * mpjpe(prior.pose_3d, gt), "p_mpjpe": 1000 * p_mpjpe(prior.pose_3d, gt)}
     result.fps, result.fps_source = float(sample["fps"]), "file"
     result.settings.update({"checkpoint": source, "input": "bundled sample"})
     written = [out_dir / "demo_prediction.npz"] + ([out_dir / "demo.gif"] if render else [])

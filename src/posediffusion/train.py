@@ -34,8 +34,8 @@ from torch.utils.data.distributed import DistributedSampler
 from posediffusion import __version__
 from posediffusion.checkpoint import build_model, load_weights_into, read_checkpoint, save_checkpoint
 from posediffusion.config import TrainConfig, load_config_yaml, resume_differences, save_config_yaml
+from posediffusion.data.augment import training_windows
 from posediffusion.data.selection import load_sequences, split_validation
-from posediffusion.data.windows import WindowDataset
 from posediffusion.evaluate import window_mpjpe
 from posediffusion.model.pose_diffusion import PoseDiffusion
 from posediffusion.run_log import Progress, RunLock, RunLogger
@@ -86,14 +86,15 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 
 class _LossModule(torch.nn.Module):
-    """Makes ``model.training_loss`` the ``forward`` so DistributedDataParallel can wrap it."""
+    """Makes ``model.training_loss`` the ``forward`` so DistributedDataParallel can wrap it; ``joint_dropout``
+    is the run's ``TrainConfig.joint_dropout`` (a training setting, not stored in the model)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, joint_dropout: float = 0.0) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.joint_dropout = model, joint_dropout
 
     def forward(self, x2d: torch.Tensor, x3d: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.model.training_loss(x2d, x3d, generator=generator)
+        return self.model.training_loss(x2d, x3d, generator=generator, joint_dropout=self.joint_dropout)
 
 
 def epoch_batches(dataset: Any, config: TrainConfig, runtime: Runtime, epoch: int) -> list[list[int]]:
@@ -141,16 +142,16 @@ def _train(config: TrainConfig, run_dir: Path, step_callback: Callable[[int, flo
     runtime = setup_runtime(config)
     state = _TrainingState.create(config, runtime, run_dir)
     train_seqs, select_seqs, split = prepare_splits(config)
-    dataset = WindowDataset(train_seqs, state.frames, stride=config.data.stride, flip=config.data.flip,
-                            seed=config.seed)
+    dataset = training_windows(train_seqs, state.frames, config.data, config.seed)  # never val/test
     progress = state.start_or_resume(run_dir)
     logger = RunLogger(run_dir, config, runtime, progress)
     net = state.wrapped()
     generator = torch.Generator(device=runtime.device)
     losses, start = [], _budget_clock(config)
+    snapshots = sorted(config.snapshot_minutes or [])  # minutes still to save
     stopped = config.max_steps is not None and progress.global_step >= config.max_steps
     log.info("training %s on %d windows (%d sequences), batch %d, %d process(es), device %s",
-             config.preset, len(dataset), len(train_seqs), config.batch_size, runtime.world_size,
+             config.preset, len(dataset), len(dataset.sequences), config.batch_size, runtime.world_size,
              runtime.device)
     while progress.epoch < config.epochs and not stopped:
         dataset.set_epoch(progress.epoch)
@@ -170,6 +171,7 @@ def _train(config: TrainConfig, run_dir: Path, step_callback: Callable[[int, flo
             if step_callback is not None:
                 step_callback(progress.global_step, loss)
             stopped = _budget_check(config, runtime, progress, start, len(batches))
+            snapshots = _save_snapshots(config, state, progress, split, run_dir, start, snapshots)
             if (config.val_every_steps and progress.global_step % config.val_every_steps == 0
                     and progress.step_in_epoch < len(batches)):  # at an epoch end, _finish_epoch scores
                 _select(state, progress, logger, select_seqs, split, "step")
@@ -219,6 +221,16 @@ def prepare_splits(config: TrainConfig) -> tuple[list, list, str]:
     log.info("validation: %d sequences (%s)", len(val_seqs),
              ", ".join(sorted({f"{s.subject}/{s.action}" for s in val_seqs}))[:200])
     return train_seqs, val_seqs, "validation"
+
+
+def _save_snapshots(config: TrainConfig, state: _TrainingState, progress: Progress, split: str,
+                    run_dir: Path, start: float, todo: list[float]) -> list[float]:
+    """Write ``snapshots/<M>min`` for every mark M of ``todo`` that the clock has passed; returns the rest."""
+    spent_min = (_budget_clock(config) - start) / 60
+    while todo and spent_min >= todo[0]:
+        state.save(run_dir / "snapshots" / f"{todo[0]:g}min", progress, split, with_training_state=False)
+        todo = todo[1:]
+    return todo
 
 
 def _budget_clock(config: TrainConfig) -> float:
@@ -329,7 +341,7 @@ class _TrainingState:
 
     def wrapped(self) -> torch.nn.Module:
         """The loss module, inside DistributedDataParallel when several processes train."""
-        net = _LossModule(self.model)
+        net = _LossModule(self.model, self.config.joint_dropout)
         if self.runtime.world_size == 1:
             return net
         ids = [self.runtime.device.index] if self.runtime.device.type == "cuda" else None

@@ -59,6 +59,19 @@ def csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def csv_numbers(kind: type) -> Any:
+    """argparse ``type`` for comma-separated numbers of ``kind`` (int or float)."""
+
+    def parse(text: str) -> list[Any]:
+        try:
+            return [kind(t) for t in csv_list(text)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+    parse.__name__ = f"{kind.__name__} list"
+    return parse
+
+
 #: Choices of fields whose valid values are a fixed vocabulary (validated again by the dataclass).
 CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS), "amp": AMP_MODES, "lr_schedule": LR_SCHEDULES, "budget_clock": BUDGET_CLOCKS,
@@ -102,7 +115,9 @@ def _kwargs(cls: type, flag: Flag) -> tuple[list[str], dict[str, Any]]:
         kwargs["action"] = "store_false" if field.default else "store_true"
         long = flag.name or ("--no-" if field.default else "--") + flag.field.replace("_", "-")
     elif typing.get_origin(base[0]) in (list, tuple):
-        kwargs["type"], kwargs["metavar"] = csv_list, "A,B,..."
+        item = (typing.get_args(base[0]) or (str,))[0]
+        kwargs["type"] = csv_numbers(item) if item in (int, float) else csv_list
+        kwargs["metavar"] = "A,B,..."
         if flag.field in CHOICES:
             kwargs["help"] = kwargs["help"].rstrip(".") + f"; any of {','.join(CHOICES[flag.field])}"
     else:

@@ -39,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_lifting_arguments(parser: argparse.ArgumentParser, *, min_confidence_help: str, fps_help: str
                           ) -> None:
-    """The sampling, input-quality and extra-output flags of ``lift`` and ``video``."""
+    """The sampling, input-quality, scale and extra-output flags of ``lift`` and ``video``."""
+    from posediffusion.scale import HEIGHT_RANGE_M, SCALE_METHODS  # numpy only, so --help stays fast
+
+    low, high = HEIGHT_RANGE_M
+
     parser.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled model)")
     parser.add_argument("--hypotheses", "-num_proposals", type=int, default=5, help="H samples (default 5)")
     parser.add_argument("--steps", "-sampling_timesteps", type=int, default=5,
@@ -52,6 +56,15 @@ def add_lifting_arguments(parser: argparse.ArgumentParser, *, min_confidence_hel
     parser.add_argument("--all-hypotheses", action="store_true", help="also store all hypotheses")
     parser.add_argument("--min-confidence", type=float, default=None, help=min_confidence_help)
     parser.add_argument("--fps", type=float, default=None, metavar="F", help=fps_help)
+    parser.add_argument("--scale", choices=SCALE_METHODS, default=None,
+                        help="metric size of the output, which 2D alone cannot tell: prior = resize to the "
+                             "reference skeleton (the bundled model's mean training skeleton, 1.64 m tall; "
+                             "the default); height = to --height; none = the network's raw output")
+    parser.add_argument("--height", type=float, default=None, metavar="METRES",
+                        help=f"the person's standing height in metres ({low:g}-{high:g}), e.g. 1.80: the "
+                             "skeleton is scaled to it (implies --scale height)")
+    parser.add_argument("--no-rescale", action="store_true",
+                        help="keep the network's raw output size (the same as --scale none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write JSON")
@@ -97,6 +110,38 @@ def check_options(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed {args.seed}: must be a non-negative integer below 2**63")
     if getattr(args, "all_people", False) and args.person is not None:
         raise ValueError(f"--person {args.person} and --all-people: give one of them")
+    scale_options(args)
+
+
+def scale_options(args: argparse.Namespace) -> tuple[str, float | None]:
+    """``(method, height)`` from ``--scale``, ``--height`` and ``--no-rescale``: ``--height`` implies
+    ``--scale height``, ``--no-rescale`` is ``--scale none``, neither means ``prior``; contradicting flags
+    or an implausible height are a ``ValueError`` naming them."""
+    from posediffusion.scale import check_scale_options
+
+    method = args.scale
+    if args.no_rescale:
+        if method not in (None, "none") or args.height is not None:
+            given = f"--scale {method}" if method not in (None, "none") else f"--height {args.height:g}"
+            raise ValueError(f"--no-rescale and {given}: give one of them")
+        method = "none"
+    if method is None:
+        method = "prior" if args.height is None else "height"
+    check_scale_options(method, args.height)
+    return method, args.height
+
+
+def scale_summary(result: Any) -> str:
+    """One line on the size of a ``LiftResult``: the factor, why, and the standing height it implies."""
+    info = result.settings.get("scale", {})
+    height = info.get("standing_height_m")
+    tall = f"standing height {height:.2f} m" if height is not None else ""
+    if result.scale_method == "prior":
+        return (f"scaled x{result.scale_factor:.3f} to the reference skeleton (--scale prior): {tall}, an "
+                "assumption; pass --height METRES if you know it")
+    if result.scale_method == "height":
+        return f"scaled x{result.scale_factor:.3f} to --height {result.height:g} m"
+    return f"not rescaled (--scale none): the network's raw size, {tall} by the body model"
 
 
 def save_result_files(result: Any, tmp: dict[str, Path]) -> None:
@@ -128,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         hypotheses=args.hypotheses, steps=args.steps, flip=not args.no_flip, aggregation=args.aggregation,
         keep_hypotheses=args.all_hypotheses, seed=args.seed, progress=sys.stderr.isatty(),
     )
+    options["scale"], options["height"] = scale_options(args)
     if args.all_people:
         results = lift_all_people(args.input, **options)
         targets = {track: {flag: str(track_path(path, track)) for flag, path in outputs.items()}
@@ -151,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def inferred_by_text(result: Any) -> str:
+    """How never-seen joints were placed: "by the model" (joint_mask models) or "from a body prior"."""
+    return "by the model" if result.settings.get("inferred_by") == "model" else "from a body prior"
+
+
 def _report(args: argparse.Namespace, result: Any, written: dict[str, str], prefix: str) -> None:
     """What was lifted and written, on stdout."""
     filled = int(result.filled.sum()) if result.filled is not None else 0
@@ -159,11 +210,12 @@ def _report(args: argparse.Namespace, result: Any, written: dict[str, str], pref
     print(f"{prefix}lifted {len(result.pose_3d)} frames ({result.settings['aggregation']}, "
           f"H={args.hypotheses}, K={args.steps}, flip={not args.no_flip}); {filled} missing joints filled"
           + (f" ({far} of them far outside the image)" if far else "")
-          + (f"; never seen, INFERRED from a body prior (not measured): {', '.join(inferred)}"
+          + (f"; never seen, INFERRED {inferred_by_text(result)} (not measured): {', '.join(inferred)}"
              if inferred else ""))
     ids = result.input_frames()
     how = {"--fps": "from --fps", "file": "from the file",
            "assumed": "ASSUMED: the input states none; pass --fps"}.get(result.fps_source, result.fps_source)
     print(f"{prefix}input frames {ids[0]}..{ids[-1]}; fps {result.fps:g} ({how})")
+    print(f"{prefix}{scale_summary(result)}")
     for path in written.values():
         print(f"wrote {path}")

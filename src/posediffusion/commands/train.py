@@ -34,16 +34,17 @@ from posediffusion.io_utils import check_output_folder
 HELP = "train a PoseDiffusion+ model (CPU, one GPU, or many through torchrun)"
 
 MODEL_FLAGS = (Flag("preset"),)
-DATA_TRAIN_FLAGS = (Flag("flip", name="--no-flip-augment", dest="flip_augment"), Flag("val_fraction"))
+DATA_TRAIN_FLAGS = (Flag("flip", name="--no-flip-augment", dest="flip_augment"), Flag("val_fraction"),
+                    Flag("camera_augmentation"), Flag("augment_noise"))
 OPTIMISER_FLAGS = (
     Flag("epochs", ("-e",)), Flag("lr", ("-lr",)), Flag("lr_schedule"), Flag("lr_decay", ("-lrd",)),
     Flag("warmup_steps"), Flag("min_lr_ratio"), Flag("weight_decay"),
-    Flag("grad_clip"), Flag("ema_decay"), Flag("amp"), Flag("num_workers"),
+    Flag("grad_clip"), Flag("ema_decay"), Flag("amp"), Flag("num_workers"), Flag("joint_dropout"),
 )
 CONTROL_FLAGS = (
     Flag("resume"), Flag("overwrite"), Flag("save_every_steps"), Flag("max_steps"), Flag("budget_min"),
     Flag("budget_clock"), Flag("select_on_test"), Flag("val_every_steps"), Flag("val_hypotheses"),
-    Flag("val_steps"), Flag("val_max_windows"), Flag("log_every_steps"),
+    Flag("val_steps"), Flag("val_max_windows"), Flag("log_every_steps"), Flag("snapshot_minutes"),
 )
 
 

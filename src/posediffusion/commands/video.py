@@ -6,7 +6,15 @@ import argparse
 import contextlib
 import sys
 
-from posediffusion.commands.lift import add_lifting_arguments, check_options, check_outputs, save_result_files
+from posediffusion.commands.lift import (
+    add_lifting_arguments,
+    check_options,
+    check_outputs,
+    inferred_by_text,
+    save_result_files,
+    scale_options,
+    scale_summary,
+)
 
 HELP = "lift the person in a video to 3D (2D keypoints by MediaPipe Pose: pip install -e '.[video]')"
 
@@ -37,12 +45,13 @@ def run(args: argparse.Namespace) -> int:
     check_options(args)
     outputs = check_outputs(args, OUTPUTS)  # before the (slow) 2D pass and lifting
     progress = sys.stderr.isatty()
+    scale, height = scale_options(args)
     try:
         result, landmarks = lift_video(
             args.input, checkpoint=args.checkpoint, device=args.device, min_confidence=args.min_confidence,
             fps=args.fps, progress=progress, hypotheses=args.hypotheses, steps=args.steps,
             flip=not args.no_flip, aggregation=args.aggregation, keep_hypotheses=args.all_hypotheses,
-            seed=args.seed)
+            seed=args.seed, scale=scale, height=height)
     except MediaPipeUnavailable as err:
         raise ValueError(str(err)) from err  # a one-line error (exit 2), not a traceback
     # All or nothing: every output goes to a temporary file; they are renamed only once all are complete.
@@ -61,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     inferred = result.settings["inferred_joints"]
     print(f"lifted {frames} frames ({result.settings['aggregation']}, H={args.hypotheses}, K={args.steps}, "
           f"flip={not args.no_flip}); {int(result.filled.sum())} missing joints filled"
-          + (f"; never seen, INFERRED from a body prior (not measured): {', '.join(inferred)}"
+          + (f"; never seen, INFERRED {inferred_by_text(result)} (not measured): {', '.join(inferred)}"
              if inferred else ""))
+    print(scale_summary(result))
     for path in outputs.values():
         print(f"wrote {path}")
     return 0

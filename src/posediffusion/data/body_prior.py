@@ -12,8 +12,9 @@ arms hanging). It is a constant table, not learned from data.
   template's forearm length). Frames that cannot be aligned take values interpolated over time.
 
 This is a guess from average proportions, not a measurement: callers flag the joints it places
-(``Keypoints.inferred``). A model trained with joint dropout and a missing-joint mask would do better; until
-then this keeps lifting possible.
+(``Keypoints.inferred``). Models with the missing-joint input (``ModelConfig.joint_mask``, trained with
+``joint_dropout``) ignore these placeholders and infer the joints themselves (``lift`` passes them as
+missing); older models lift the placeholders, which keeps lifting possible.
 """
 
 from __future__ import annotations
