@@ -87,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-keypoints", default="det", choices=INPUTS)
     p.add_argument("--eval-inputs", default=",".join(INPUTS),
                    help="comma-separated 2D inputs to evaluate (default gt,det; 'det' for quick screens)")
+    p.add_argument("--snapshot-minutes", default=None, metavar="M[,M]",
+                   help="also save the model at these CPU-minutes of training and score each snapshot "
+                        "and the last checkpoint on det 2D with --curve-hypotheses/--curve-steps")
+    p.add_argument("--curve-hypotheses", type=int, default=1, help="H of the learning-curve scores")
+    p.add_argument("--curve-steps", type=int, default=1, help="K of the learning-curve scores")
     p.add_argument("--hypotheses", type=int, default=5, help="H at evaluation")
     p.add_argument("--steps", type=int, default=5, help="K DDIM steps at evaluation")
     p.add_argument("--camera", default="54138969", help="evaluate the test sequences of this camera only")
@@ -133,7 +138,7 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     config = TrainConfig(
         preset=args.preset, model=variant_overrides(args, variant), checkpoint=str(run_dir), epochs=1000,
         batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, lr_schedule=args.lr_schedule,
-        ema_decay=args.ema_decay, seed=args.seed,
+        ema_decay=args.ema_decay, seed=args.seed, snapshot_minutes=curve_minutes(args) or None,
         budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=True, progress_bar=False,
         tensorboard=False,
         data=DataConfig(dataset=common.DATASET_NAME, data_dir=args.data_dir, keypoints=args.train_keypoints,
@@ -169,13 +174,42 @@ def per_frame_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
             "mpjve": 1000 * np.asarray(metrics.mpjve(pred, gt, reduction="none"))}
 
 
-def evaluate_variant(args: argparse.Namespace, variant: str, keypoints: str) -> dict[str, Any]:
-    """Evaluate the last checkpoint of ``variant`` on ``keypoints`` 2D; returns the scores of every subset."""
+def curve_minutes(args: argparse.Namespace) -> list[float]:
+    """The ``--snapshot-minutes`` marks, increasing."""
+    text = getattr(args, "snapshot_minutes", None) or ""
+    return sorted(float(m) for m in text.split(",") if m.strip())
+
+
+def learning_curve(args: argparse.Namespace, variant: str, facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scores (det 2D, P-Agg, H = --curve-hypotheses, K = --curve-steps) of every snapshot and of ``last``."""
+    run_dir = Path(args.runs_dir) / variant
+    points = [(m, f"snapshots/{m:g}min") for m in curve_minutes(args)
+              if (run_dir / "snapshots" / f"{m:g}min" / "metadata.json").is_file()]
+    points.append((round(facts.get("train_cpu_seconds", args.budget_min * 60) / 60, 2), "last"))
+    curve = []
+    for minutes, name in points:
+        result = evaluate_variant(args, variant, "det", checkpoint_name=name,
+                                  hypotheses=args.curve_hypotheses, steps=args.curve_steps)
+        step = common.read_json(run_dir / name / "metadata.json")["progress"]["global_step"]
+        curve.append({"cpu_minutes": minutes, "checkpoint": name, "steps": step,
+                      "mpjpe": result["scores"]["P-Agg"]["mpjpe"]["all"],
+                      "p_mpjpe": result["scores"]["P-Agg"]["p_mpjpe"]["all"],
+                      "hypotheses": args.curve_hypotheses, "sampling_steps": args.curve_steps,
+                      "eval_seconds": result["eval_seconds"]})
+        print(f"[{variant}] curve {name}: {curve[-1]['mpjpe']:.1f} mm", flush=True)
+    return curve
+
+
+def evaluate_variant(args: argparse.Namespace, variant: str, keypoints: str, checkpoint_name: str = "last",
+                     hypotheses: int | None = None, steps: int | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint of ``variant`` (default ``last``, H = --hypotheses, K = --steps) on ``keypoints``
+    2D; returns the scores of every subset."""
     from posediffusion.evaluate import EvalConfig, evaluate
 
     config = EvalConfig(
-        checkpoint=str(Path(args.runs_dir) / variant), checkpoint_name="last", hypotheses=args.hypotheses,
-        steps=args.steps, flip=True, aggregations=("p-agg", "j-agg"),
+        checkpoint=str(Path(args.runs_dir) / variant), checkpoint_name=checkpoint_name,
+        hypotheses=hypotheses or args.hypotheses, steps=steps or args.steps, flip=True,
+        aggregations=("p-agg", "j-agg"),
         root_sources=("estimated", "ground_truth"), p2=True, camera_ids=(args.camera,), seed=args.seed,
         data={"data_dir": args.data_dir, "keypoints": keypoints, "max_frames_per_sequence": args.eval_frames},
     )
@@ -232,7 +266,8 @@ def run_worker(args: argparse.Namespace, variant: str) -> None:
         evaluations[keypoints] = evaluate_variant(args, variant, keypoints)
         print(f"[{variant}] evaluated on {keypoints} 2D in {evaluations[keypoints]['eval_seconds']} s",
               flush=True)
-    payload = {"variant": variant, "overrides": variant_overrides(args, variant),
+    curve = learning_curve(args, variant, facts) if curve_minutes(args) else []
+    payload = {"variant": variant, "overrides": variant_overrides(args, variant), "learning_curve": curve,
                "switches_off": [k for k in SWITCHES if VARIANTS[variant].get(k) is False],
                "training": facts, "evaluations": evaluations, "machine": common.machine_info(),
                "command_args": vars(args)}
