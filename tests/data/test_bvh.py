@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from posediffusion.cli import main
-from posediffusion.data import bvh
+from posediffusion.data import bvh, bvh_mapping
 from posediffusion.skeleton import H36M_17
 from tests.helpers import SHARED_DATA
 
@@ -199,9 +199,9 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 @pytest.mark.parametrize("prefix", ["mixamorig:", ""])
 def test_mixamo_preset_is_detected_and_maps_by_hand(prefix):
     motion = bvh.parse_bvh(bvh_text(MIXAMO_CM, rest_frames(MIXAMO_CM, (0, 100, 0)), prefix=prefix))
-    mapping = bvh.detect_mapping(motion.names, "mixamo.bvh")
+    mapping = bvh_mapping.detect_mapping(motion.names, "mixamo.bvh")
     assert mapping.name == "mixamo"
-    out = bvh.to_h36m(motion, mapping)
+    out = bvh_mapping.to_h36m(motion, mapping)
     assert (out.unit, out.up_axis) == ("cm", "y")  # thigh 44 units -> 440 mm in cm
     # Y-up cm -> Z-up mm: (x, y, z) -> 10 (x, -z, y). Hips at y = 100; UpLegs at (+-9, 94, 0).
     expected = {"Hip": (0, 0, 940), "LHip": (90, 0, 940), "LKnee": (90, 0, 500), "LAnkle": (90, 0, 80),
@@ -214,9 +214,9 @@ def test_mixamo_preset_is_detected_and_maps_by_hand(prefix):
 
 def test_generic_preset_z_up_metres_against_summed_offsets():
     motion = bvh.parse_bvh(bvh_text(GENERIC_M, rest_frames(GENERIC_M, (0, 0, 0.95)), end_sites=END_SITE))
-    mapping = bvh.detect_mapping(motion.names, "generic.bvh")
+    mapping = bvh_mapping.detect_mapping(motion.names, "generic.bvh")
     assert mapping.name == "generic"
-    out = bvh.to_h36m(motion, mapping)
+    out = bvh_mapping.to_h36m(motion, mapping)
     assert (out.unit, out.up_axis) == ("m", "z")
     rest = rest_positions(GENERIC_M, (0, 0, 0.95))
     rest["Head/End"] = rest["Head"] + END_SITE["Head"]
@@ -234,10 +234,10 @@ def test_missing_joints_are_listed():
     rig = [j for j in GENERIC_M if j[0] != "Hand_R"]
     motion = bvh.parse_bvh(bvh_text(rig, rest_frames(rig, (0, 0, 0.95))))
     with pytest.raises(ValueError, match=r"x.bvh: no mapping preset fits.*generic lacks \['Hand_R'\]"):
-        bvh.detect_mapping(motion.names, "x.bvh")
+        bvh_mapping.detect_mapping(motion.names, "x.bvh")
     with pytest.raises(ValueError, match=r"mapping 'generic' needs joints missing from the file: "
                                          r"\['Hand_R'\]"):
-        bvh.to_h36m(motion, bvh.presets()["generic"])
+        bvh_mapping.to_h36m(motion, bvh_mapping.presets()["generic"])
 
 
 def test_mapping_file_with_weights_unit_and_up_axis(tmp_path):
@@ -245,26 +245,26 @@ def test_mapping_file_with_weights_unit_and_up_axis(tmp_path):
     names.update({"Hip": {"UpperLeg_L": 3, "UpperLeg_R": 1}, "RHip": "UpperLeg_R", "RKnee": "LowerLeg_R",
                   "LHip": "UpperLeg_L", "LKnee": "LowerLeg_L", "Head": ["Head", "Neck"]})
     path = _write(tmp_path, "map.json", json.dumps({**names, "up_axis": "z", "unit": "m"}))
-    mapping = bvh.load_mapping(path)
+    mapping = bvh_mapping.load_mapping(path)
     motion = bvh.parse_bvh(bvh_text(GENERIC_M, rest_frames(GENERIC_M, (0, 0, 0.95))))
-    out = bvh.to_h36m(motion, mapping)
+    out = bvh_mapping.to_h36m(motion, mapping)
     # Hip = 0.75 (0.1, 0, 0.9) + 0.25 (-0.1, 0, 0.9) m = (0.05, 0, 0.9) m; Head = mean(z 1.6, 1.5) = 1.55 m
     np.testing.assert_allclose(out.positions_mm[0, 0], [50, 0, 900], atol=1e-9)
     np.testing.assert_allclose(out.positions_mm[0, 10], [0, 0, 1550], atol=1e-9)
     bad = _write(tmp_path, "bad.json", json.dumps({"Hip": "Hips"}))
     with pytest.raises(ValueError, match=r"bad.json: mapping must define exactly the 17 Human3.6M joints; "
                                          r"missing \['RHip'"):
-        bvh.load_mapping(bad)
+        bvh_mapping.load_mapping(bad)
     worse = _write(tmp_path, "worse.json", json.dumps({**names, "Hip": {"UpperLeg_L": -1}}))
     with pytest.raises(ValueError, match="worse.json: joint 'Hip': expected a joint name"):
-        bvh.load_mapping(worse)
+        bvh_mapping.load_mapping(worse)
 
 
 def test_wrong_unit_is_an_error_that_suggests_the_right_one():
     motion = bvh.parse_bvh(bvh_text(MIXAMO_CM, rest_frames(MIXAMO_CM, (0, 100, 0)), prefix="mixamorig:"))
     with pytest.raises(ValueError, match=r"median thigh \(hip-knee\) length 4.4e\+04 mm with unit m; "
                                          r"the file looks like unit cm: pass --unit cm"):
-        bvh.to_h36m(motion, bvh.presets()["mixamo"], unit="m")
+        bvh_mapping.to_h36m(motion, bvh_mapping.presets()["mixamo"], unit="m")
 
 
 def test_files_folders_and_duplicate_names(tmp_path):
@@ -273,16 +273,16 @@ def test_files_folders_and_duplicate_names(tmp_path):
     (tmp_path / "b" / "deep").mkdir(parents=True)
     _write(tmp_path / "a", "walk.bvh", text)
     _write(tmp_path / "b" / "deep", "run.BVH", text)
-    out = bvh.load_bvh_motions([tmp_path / "a", tmp_path / "b"], fps=100)
+    out = bvh_mapping.load_bvh_motions([tmp_path / "a", tmp_path / "b"], fps=100)
     assert sorted(out) == ["run", "walk"] and out["walk"][1].positions_mm.shape == (3, 17, 3)
     _write(tmp_path / "b", "walk.bvh", text)
     with pytest.raises(ValueError, match=r"walk.bvh: motion name 'walk' \(the file stem\) also comes from"):
-        bvh.load_bvh_motions([tmp_path / "a", tmp_path / "b"])
+        bvh_mapping.load_bvh_motions([tmp_path / "a", tmp_path / "b"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty: folder holds no .bvh file"):
-        bvh.load_bvh_motions([tmp_path / "empty"])
+        bvh_mapping.load_bvh_motions([tmp_path / "empty"])
     with pytest.raises(ValueError, match="--mapping nope: neither a preset"):
-        bvh.load_bvh_motions([tmp_path / "a"], mapping="nope")
+        bvh_mapping.load_bvh_motions([tmp_path / "a"], mapping="nope")
 
 
 # ---- malformed files: "FILE:LINE: what is wrong" -------------------------------------------------------
@@ -334,7 +334,7 @@ def test_cli_malformed_file_exits_2_and_writes_nothing(tmp_path, capsys):
 # ---- the real CMU take against the shared conversion ---------------------------------------------------
 @pytest.mark.skipif(not (CMU_BVH.is_file() and CMU_NPZ.is_file()), reason="shared data not present")
 def test_cmu_131_01_matches_the_shared_conversion():
-    out = bvh.load_bvh_motions([CMU_BVH])["cmu_131_01"][1]
+    out = bvh_mapping.load_bvh_motions([CMU_BVH])["cmu_131_01"][1]
     assert (out.mapping, out.unit, out.up_axis, out.source_fps) == ("cmu", "cmu", "y", 120.0)
     with np.load(CMU_NPZ) as npz:
         reference = npz["131_01_max"].astype(np.float64)
@@ -362,6 +362,7 @@ def test_cmu_motionbuilder_names_give_the_same_positions():
                         if line.split()[:1] == ["JOINT"] else line for line in text.splitlines())
     max_rig, mb_rig = bvh.parse_bvh(text, "max.bvh"), bvh.parse_bvh(renamed, "mb.bvh")
     assert "LeftUpLeg" in mb_rig.names and "LeftHip" not in mb_rig.names
-    assert bvh.detect_mapping(mb_rig.names, "mb.bvh").name == "cmu-mb"
-    expected = bvh.to_h36m(max_rig, bvh.presets()["cmu"]).positions_mm
-    np.testing.assert_allclose(bvh.to_h36m(mb_rig, bvh.presets()["cmu-mb"]).positions_mm, expected, atol=1e-9)
+    assert bvh_mapping.detect_mapping(mb_rig.names, "mb.bvh").name == "cmu-mb"
+    expected = bvh_mapping.to_h36m(max_rig, bvh_mapping.presets()["cmu"]).positions_mm
+    got = bvh_mapping.to_h36m(mb_rig, bvh_mapping.presets()["cmu-mb"]).positions_mm
+    np.testing.assert_allclose(got, expected, atol=1e-9)

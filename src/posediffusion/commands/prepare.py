@@ -1,7 +1,7 @@
 """`posediffusion prepare <source>`: build datasets in the Human3.6M file layout.
 
 Sources: ``mocap`` (an npz of Human3.6M-17 motions, ``data/mocap.py``) and ``bvh`` (BVH files of any rig,
-converted by ``data/bvh.py`` and then prepared like ``mocap``)."""
+converted by ``data/bvh.py`` + ``data/bvh_mapping.py`` and then prepared like ``mocap``)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_bvh_arguments(sources: argparse._SubParsersAction) -> None:
-    from posediffusion.data.bvh import DEFAULT_FPS, PRESET_NAMES, UNITS_MM
+    from posediffusion.data.bvh_mapping import DEFAULT_FPS, PRESET_NAMES, UNITS_MM
 
     bvh = sources.add_parser("bvh", help="BVH motion capture (any rig) -> the same dataset as 'mocap'",
                              description="Convert BVH files (any rig: presets cmu, cmu-mb, mixamo, generic, "
@@ -92,7 +92,7 @@ def _run_mocap(args: argparse.Namespace) -> int:
 def _run_bvh(args: argparse.Namespace) -> int:
     import hashlib
 
-    from posediffusion.data.bvh import load_bvh_motions
+    from posediffusion.data.bvh_mapping import load_bvh_motions
     from posediffusion.data.h36m import bundled_cameras_path
     from posediffusion.data.mocap import TEST_SUBJECTS, check_name_and_seed, prepare_motions
     from posediffusion.io_utils import check_output_folder
