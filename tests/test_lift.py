@@ -29,7 +29,7 @@ def test_any_length_is_covered_and_root_is_zero(tiny_model):
 def test_windows_merge_to_the_per_window_result_where_windows_do_not_overlap(tiny_model):
     # stride == T: windows tile the clip, so each frame equals the single window's aggregated output.
     track = _track(18)
-    result = lift_keypoints(track, (1000, 1000), tiny_model, hypotheses=3, steps=2, stride=9,
+    result = lift_keypoints(track, (1000, 1000), tiny_model, hypotheses=3, steps=2, stride=9, flip=True,
                             aggregation="p-agg", seed=3, batch_windows=1)
     from posediffusion.camera import normalize_screen
 

@@ -66,6 +66,13 @@ DEFAULT_FPS = 50.0
 FPS_SOURCES = ("--fps", "file", "metadata", "assumed")
 
 
+#: Default sampling of ``lift``/``video``: the fast setting chosen from the speed-accuracy sweep
+#: (benchmarks/RESULTS.md, "Speed-accuracy"): 1.4 % above the best MPJPE at 6x the speed of H=5, K=5, flip.
+FAST_SAMPLING = {"hypotheses": 5, "steps": 2, "flip": False}
+#: ``--accurate``: the sweep's most accurate setting (about 16x slower than the fast default).
+ACCURATE_SAMPLING = {"hypotheses": 20, "steps": 2, "flip": True}
+
+
 def canonical_aggregation(name: str) -> str:
     """``"p-agg"`` or ``"j-agg"`` for a lift aggregation name or its old alias; ``ValueError`` otherwise."""
     canonical = AGGREGATION_ALIASES.get(name, name)
@@ -233,8 +240,8 @@ def lift_keypoints(
     model: torch.nn.Module,
     *,
     hypotheses: int = 5,
-    steps: int = 5,
-    flip: bool = True,
+    steps: int = 2,
+    flip: bool = False,
     aggregation: str = "p-agg",
     stride: int | None = None,
     batch_windows: int = 8,
