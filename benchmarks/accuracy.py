@@ -363,6 +363,8 @@ def markdown_tables(results: dict[str, dict[str, Any]]) -> str:
             f"reference variant's ({_reference(results)}).\n")
     out = [head]
     for keypoints in INPUTS:
+        if not any(keypoints in r["evaluations"] for r in results.values()):
+            continue  # not evaluated on this input (--eval-inputs)
         for label in ESTIMATES:
             out += [f"\n**{label}, {keypoints.upper()} 2D input**\n",
                     "| variant | steps | MPJPE | x ref | P-MPJPE | MPJVE | MPJPE fast | MPJPE slow "
