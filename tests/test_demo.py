@@ -30,3 +30,19 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert mpjpe(data["pose_3d"], gt) < 0.85 * mean_pose_error
     with Image.open(out / "demo.gif") as gif:
         assert gif.n_frames == 6
+
+
+def test_demo_samples_with_the_setting_it_prints(tmp_path, monkeypatch, capsys):
+    import posediffusion.lift as lift_module
+
+    seen = {}
+    real = lift_module.lift_keypoints
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **{**kwargs, "hypotheses": 1, "steps": 1})  # fast; the arguments are what count
+
+    monkeypatch.setattr(lift_module, "lift_keypoints", spy)
+    assert main(["demo", "--out", str(tmp_path / "d"), "--no-render"]) == 0
+    assert "H=5, K=5, flip" in capsys.readouterr().out
+    assert (seen["hypotheses"], seen["steps"], seen["flip"]) == (5, 5, True)  # not lift's fast default

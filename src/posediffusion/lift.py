@@ -513,7 +513,7 @@ def demo(out_dir: Path, *, checkpoint: str | Path | None = None, hypotheses: int
     image_size = (int(sample["image_size"][0]), int(sample["image_size"][1]))
     model, source = load_lifter(checkpoint, device=device)
     result = lift_keypoints(sample["keypoints"], image_size, model, hypotheses=hypotheses, steps=steps,
-                            seed=0)
+                            flip=True, seed=0)  # the setting the demo prints, not lift's default
     metrics = {f"{label}, H={hypotheses}": {"mpjpe": 1000 * mpjpe(pose, gt),
                                             "p_mpjpe": 1000 * p_mpjpe(pose, gt)}
                for label, pose in result.alternatives.items()}
