@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from posediffusion.data.bvh import BvhMotion, forward_kinematics, read_bvh, resample
+from posediffusion.data.mocap import THIGH_MM, median_thigh
 from posediffusion.skeleton import H36M_17
 
 logger = logging.getLogger(__name__)
@@ -253,14 +254,9 @@ class ConvertedBvh:
                 "up_axis": self.up_axis}
 
 
-def _thigh(positions: np.ndarray) -> float:
-    """Median hip-knee length of (F, 17, 3) Human3.6M positions (both legs pooled)."""
-    return float(np.median(np.linalg.norm(positions[:, [2, 5]] - positions[:, [1, 4]], axis=-1)))
-
-
 def detect_unit(positions: np.ndarray) -> str:
     """Unit of (F, 17, 3) positions: the ``UNITS_MM`` entry whose thigh is nearest ``TYPICAL_THIGH_MM``."""
-    thigh = _thigh(positions)
+    thigh = median_thigh(positions)
     if not thigh > 0:
         raise ValueError("zero thigh length: cannot tell the unit")
     return min(UNITS_MM, key=lambda u: abs(math.log(thigh * UNITS_MM[u] / TYPICAL_THIGH_MM)))
@@ -294,7 +290,7 @@ def to_h36m(motion: BvhMotion, mapping: BvhMapping, unit: str | None = None,
     unit = unit or mapping.unit
     if unit == "auto":
         unit = detect_unit(positions)
-        logger.debug("%s: unit %s (median thigh %.3g file units)", motion.path, unit, _thigh(positions))
+        logger.debug("%s: unit %s (median thigh %.3g file units)", motion.path, unit, median_thigh(positions))
     elif unit not in UNITS_MM:
         raise ValueError(f"--unit {unit!r}: must be 'auto' or one of {list(UNITS_MM)}")
     detected = detect_up_axis(positions)
@@ -316,9 +312,7 @@ def to_h36m(motion: BvhMotion, mapping: BvhMapping, unit: str | None = None,
 
 def _check_size(world_mm: np.ndarray, unit: str, path: Path) -> None:
     """``ValueError`` unless the median thigh is a person's (``THIGH_MM``, as ``prepare mocap`` checks)."""
-    from posediffusion.data.mocap import THIGH_MM
-
-    thigh = _thigh(world_mm)
+    thigh = median_thigh(world_mm)
     if not THIGH_MM[0] <= thigh <= THIGH_MM[1]:
         guess = detect_unit(world_mm / UNITS_MM[unit]) if thigh > 0 else None
         advice = f"the file looks like unit {guess}: pass --unit {guess}" if guess and guess != unit \

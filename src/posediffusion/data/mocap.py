@@ -79,10 +79,14 @@ def load_mocap(path: str | Path, motions: list[str] | None = None,
     return positions, _read_descriptions(path.with_suffix(".json"), positions)
 
 
+def median_thigh(positions: np.ndarray) -> float:
+    """Median hip-knee length of (F, 17, 3) Human3.6M-17 positions, both legs pooled, in their unit."""
+    return float(np.median([np.linalg.norm(positions[:, a] - positions[:, b], axis=-1) for a, b in _THIGHS]))
+
+
 def _check_unit(path: Path, name: str, positions_mm: np.ndarray, unit: str) -> None:
     """``ValueError`` unless the median thigh of (F, 17, 3) mm is a person's (``THIGH_MM``)."""
-    thigh = float(np.median([np.linalg.norm(positions_mm[:, a] - positions_mm[:, b], axis=-1)
-                             for a, b in _THIGHS]))
+    thigh = median_thigh(positions_mm)
     low, high = THIGH_MM
     if low <= thigh <= high:
         return
