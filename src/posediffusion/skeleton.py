@@ -192,3 +192,8 @@ def zero_root(x: Array, root: int = 0) -> Array:
 def _ones(like: Array, shape: int | tuple[int, ...]) -> Array:
     """Ones of ``shape`` in ``like``'s kind, dtype (and device, for a tensor)."""
     return np.ones(shape, dtype=like.dtype) if isinstance(like, np.ndarray) else like.new_ones(shape)
+
+
+def median_thigh(positions: np.ndarray) -> float:
+    """Median hip-knee length of (F, 17, 3) Human3.6M-17 positions, both legs pooled, in their unit."""
+    return float(np.median(np.linalg.norm(positions[:, [2, 5]] - positions[:, [1, 4]], axis=-1)))

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from posediffusion.data.bvh import BvhMotion, forward_kinematics, read_bvh, resample
-from posediffusion.data.mocap import THIGH_MM, median_thigh
-from posediffusion.skeleton import H36M_17
+from posediffusion.skeleton import H36M_17, median_thigh
 
 logger = logging.getLogger(__name__)
 
@@ -312,6 +311,8 @@ def to_h36m(motion: BvhMotion, mapping: BvhMapping, unit: str | None = None,
 
 def _check_size(world_mm: np.ndarray, unit: str, path: Path) -> None:
     """``ValueError`` unless the median thigh is a person's (``THIGH_MM``, as ``prepare mocap`` checks)."""
+    from posediffusion.data.mocap import THIGH_MM  # mocap imports torch via io_utils: not at --help time
+
     thigh = median_thigh(world_mm)
     if not THIGH_MM[0] <= thigh <= THIGH_MM[1]:
         guess = detect_unit(world_mm / UNITS_MM[unit]) if thigh > 0 else None

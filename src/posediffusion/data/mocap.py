@@ -22,7 +22,7 @@ import numpy as np
 
 from posediffusion import camera as cam
 from posediffusion.io_utils import atomic_path, read_npz
-from posediffusion.skeleton import H36M_17
+from posediffusion.skeleton import H36M_17, median_thigh
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ _LIMB_PAIRS = (([11, 12, 13], [14, 15, 16]), ([4, 5, 6], [1, 2, 3]))
 UNITS = {"mm": 1.0, "m": 1000.0}
 #: Plausible median thigh (hip-knee) length in mm: an adult's is about 400-500 mm (CMU: 288-477 mm).
 THIGH_MM = (100.0, 1000.0)
-_THIGHS = ((1, 2), (4, 5))  # (RHip, RKnee), (LHip, LKnee)
 
 
 # ----------------------------------------------------------------------------------------------- input
@@ -77,11 +76,6 @@ def load_mocap(path: str | Path, motions: list[str] | None = None,
     for name, motion in positions.items():
         _check_unit(path, name, motion, unit)
     return positions, _read_descriptions(path.with_suffix(".json"), positions)
-
-
-def median_thigh(positions: np.ndarray) -> float:
-    """Median hip-knee length of (F, 17, 3) Human3.6M-17 positions, both legs pooled, in their unit."""
-    return float(np.median([np.linalg.norm(positions[:, a] - positions[:, b], axis=-1) for a, b in _THIGHS]))
 
 
 def _check_unit(path: Path, name: str, positions_mm: np.ndarray, unit: str) -> None:
