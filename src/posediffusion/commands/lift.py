@@ -111,7 +111,6 @@ def check_options(args: argparse.Namespace) -> None:
     for name, value in sampling.items():  # explicit flags win over the preset
         if getattr(args, name) is None:
             setattr(args, name, value)
-    args.no_flip = not args.flip
     for flag, value in (("--hypotheses", args.hypotheses), ("--steps", args.steps)):
         if value < 1:
             raise ValueError(f"{flag} {value}: must be at least 1")
@@ -184,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, format=args.format,
         image_size=tuple(args.image_size) if args.image_size else None,
         min_confidence=args.min_confidence, device=args.device, fps=args.fps,
-        hypotheses=args.hypotheses, steps=args.steps, flip=not args.no_flip, aggregation=args.aggregation,
+        hypotheses=args.hypotheses, steps=args.steps, flip=args.flip, aggregation=args.aggregation,
         keep_hypotheses=args.all_hypotheses, seed=args.seed, progress=sys.stderr.isatty(),
     )
     options["scale"], options["height"] = scale_options(args)
@@ -222,7 +221,7 @@ def _report(args: argparse.Namespace, result: Any, written: dict[str, str], pref
     far = result.settings.get("far_outside_joints", 0)
     inferred = result.settings.get("inferred_joints") or []
     print(f"{prefix}lifted {len(result.pose_3d)} frames ({result.settings['aggregation']}, "
-          f"H={args.hypotheses}, K={args.steps}, flip={not args.no_flip}); {filled} missing joints filled"
+          f"H={args.hypotheses}, K={args.steps}, flip={args.flip}); {filled} missing joints filled"
           + (f" ({far} of them far outside the image)" if far else "")
           + (f"; never seen, INFERRED {inferred_by_text(result)} (not measured): {', '.join(inferred)}"
              if inferred else ""))

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         result, landmarks = lift_video(
             args.input, checkpoint=args.checkpoint, device=args.device, min_confidence=args.min_confidence,
             fps=args.fps, progress=progress, hypotheses=args.hypotheses, steps=args.steps,
-            flip=not args.no_flip, aggregation=args.aggregation, keep_hypotheses=args.all_hypotheses,
+            flip=args.flip, aggregation=args.aggregation, keep_hypotheses=args.all_hypotheses,
             seed=args.seed, scale=scale, height=height)
     except MediaPipeUnavailable as err:
         raise ValueError(str(err)) from err  # a one-line error (exit 2), not a traceback
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
           f"({result.settings['video']['fps_source']}); a person found in {found} of them")
     inferred = result.settings["inferred_joints"]
     print(f"lifted {frames} frames ({result.settings['aggregation']}, H={args.hypotheses}, K={args.steps}, "
-          f"flip={not args.no_flip}); {int(result.filled.sum())} missing joints filled"
+          f"flip={args.flip}); {int(result.filled.sum())} missing joints filled"
           + (f"; never seen, INFERRED {inferred_by_text(result)} (not measured): {', '.join(inferred)}"
              if inferred else ""))
     print(scale_summary(result))
