@@ -19,9 +19,12 @@ handled by the model when it has a missing-joint input (``ModelConfig.joint_mask
 dropout): :func:`lift_track` passes ``visible = ~filled`` and the network infers those joints from the rest
 of the body and the frames where they are seen, ignoring the placeholder coordinates (J-Agg takes P-Agg
 for them: there is no keypoint to reproject to). An older model gets today's input: gaps interpolated over
-time, never-seen joints placed from a 2D body prior (``data/body_prior.py``), lifted as if measured. Either
-way never-seen joints are flagged ``inferred`` in every output, and ``settings["inferred_by"]`` says how:
-``"model"`` or ``"body prior"``.
+time, never-seen joints placed from a 2D body prior (``data/body_prior.py``), lifted as if measured.
+``never_seen`` (``--never-seen``) chooses for never-seen joints only: ``"model"`` (the network infers them;
+needs the missing-joint input) or ``"prior"`` (the body-prior placement is lifted as if seen, by any model);
+the default (:data:`DEFAULT_NEVER_SEEN` for models with the input) is the one that measured better on the
+validation takes (``benchmarks/unseen_joints.py``). Either way never-seen joints are flagged ``inferred``
+in every output, and ``settings["inferred_by"]`` says how: ``"model"`` or ``"body prior"``.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ FPS_SOURCES = ("--fps", "file", "metadata", "assumed")
 FAST_SAMPLING = {"hypotheses": 5, "steps": 2, "flip": False}
 #: ``--accurate``: the sweep's most accurate setting (about 16x slower than the fast default).
 ACCURATE_SAMPLING = {"hypotheses": 20, "steps": 2, "flip": True}
+#: How never-seen joints are inferred (``never_seen``, ``--never-seen``): by the network, or the body prior.
+NEVER_SEEN_METHODS = ("model", "prior")
+#: The default for a model with the missing-joint input (others can only use ``"prior"``).
+DEFAULT_NEVER_SEEN = "model"
 
 
 def canonical_aggregation(name: str) -> str:
@@ -402,14 +409,21 @@ def lift_track(path: str | Path, track: Keypoints, model: torch.nn.Module, sourc
     A model with a missing-joint input (``config.model.joint_mask``) gets ``visible = ~track.filled``: it
     infers every joint the track lacks (gaps and never-seen joints) instead of trusting the filled or
     body-prior placeholders; ``settings["inferred_by"]`` is then ``"model"``, else ``"body prior"``.
+    ``options["never_seen"]`` (``"model"`` | ``"prior"``; ``None``: :data:`DEFAULT_NEVER_SEEN` for such a
+    model, ``"prior"`` for others) decides for never-seen joints: with ``"prior"`` their body-prior
+    placement is passed as seen (gaps still go to the model as missing); ``"model"`` needs the input.
 
     ``options["scale"]`` (default ``"prior"``) and ``options["height"]`` (metres) are not lift options:
     they go to :func:`rescale`, so lift and video output metric-size skeletons by default."""
     options = dict(options)
     scale_method, height = options.pop("scale", "prior"), options.pop("height", None)
     check_scale_options(scale_method, height)  # before the (slow) lifting
-    by_model = bool(getattr(model.config.model, "joint_mask", False))
-    visible = ~np.asarray(track.filled, bool) if by_model else None
+    has_input = bool(getattr(model.config.model, "joint_mask", False))
+    never_seen = check_never_seen(options.pop("never_seen", None), has_input)
+    by_model = never_seen == "model"
+    visible = ~np.asarray(track.filled, bool) if has_input else None
+    if has_input and not by_model and track.inferred is not None:
+        visible |= np.asarray(track.inferred, bool)  # body-prior placements lifted as if seen
     result = lift_keypoints(track.pixels, track.image_size, model, visible=visible, **options)
     result.filled = track.filled
     result.inferred = track.inferred if track.inferred is not None else np.zeros(track.filled.shape, bool)
@@ -430,6 +444,19 @@ def lift_track(path: str | Path, track: Keypoints, model: torch.nn.Module, sourc
                                                 for j in np.flatnonzero(result.inferred.any(axis=0))],
                             "inferred_by": "model" if by_model else "body prior"})
     return rescale(result, scale_method, height)
+
+
+def check_never_seen(method: str | None, has_input: bool) -> str:
+    """The never-seen-joint method to use: ``method`` checked, or the default for the model (see
+    :func:`lift_track`); ``ValueError`` for an unknown one or ``"model"`` without the missing-joint input."""
+    if method is None:
+        return DEFAULT_NEVER_SEEN if has_input else "prior"
+    if method not in NEVER_SEEN_METHODS:
+        raise ValueError(f"--never-seen {method}: expected one of {', '.join(NEVER_SEEN_METHODS)}")
+    if method == "model" and not has_input:
+        raise ValueError("--never-seen model needs a model with a missing-joint input (trained with --model "
+                         "joint_mask=true --joint-dropout P); this one has none: use --never-seen prior")
+    return method
 
 
 def rescale(result: LiftResult, method: str = "prior", height: float | None = None) -> LiftResult:

@@ -299,3 +299,28 @@ def test_an_old_model_keeps_the_body_prior(tmp_path):
     assert result.settings["inferred_by"] == "body prior"
     assert "missing_joints_to_model" not in result.settings
     assert result.inferred[:, RWRIST].all()
+
+
+def test_never_seen_prior_lifts_the_body_prior_placement_as_seen(tmp_path):
+    checkpoint = save_checkpoint(tmp_path / "masked", make_tiny_model(joint_mask=True).eval())
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, _track_with_hidden_wrist(), (1000, 1000))
+    prior = lift_file(src, checkpoint=checkpoint, hypotheses=2, steps=1, never_seen="prior")
+    model = lift_file(src, checkpoint=checkpoint, hypotheses=2, steps=1, never_seen="model")
+    assert prior.settings["inferred_by"] == "body prior" and model.settings["inferred_by"] == "model"
+    # only the 2-frame elbow gap still goes to the network as missing; the 12 wrist frames are read
+    assert prior.settings["missing_joints_to_model"] == 2 and model.settings["missing_joints_to_model"] == 14
+    assert prior.inferred[:, RWRIST].all()
+    assert not np.allclose(prior.pose_3d[:, RWRIST], model.pose_3d[:, RWRIST])
+
+
+def test_never_seen_model_needs_the_missing_joint_input(tmp_path):
+    checkpoint = save_checkpoint(tmp_path / "plain", make_tiny_model().eval())
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, _track_with_hidden_wrist(), (1000, 1000))
+    with pytest.raises(ValueError, match="--never-seen model needs a model with a missing-joint input"):
+        lift_file(src, checkpoint=checkpoint, hypotheses=1, steps=1, never_seen="model")
+    with pytest.raises(ValueError, match="--never-seen guess: expected one of model, prior"):
+        lift_file(src, checkpoint=checkpoint, hypotheses=1, steps=1, never_seen="guess")
+    assert lift_file(src, checkpoint=checkpoint, hypotheses=1, steps=1,
+                     never_seen="prior").settings["inferred_by"] == "body prior"

@@ -73,6 +73,11 @@ def add_lifting_arguments(parser: argparse.ArgumentParser, *, min_confidence_hel
                              "skeleton is scaled to it (implies --scale height)")
     parser.add_argument("--no-rescale", action="store_true",
                         help="keep the network's raw output size (the same as --scale none)")
+    parser.add_argument("--never-seen", choices=("model", "prior"), default=None,
+                        help="joints the clip never shows: model = the network infers them (models trained "
+                             "with the missing-joint input, the bundled one included); prior = place them "
+                             "from a 2D body prior and lift that as if seen. Default: the better of the two "
+                             "on validation takes for such a model (docs/in-the-wild.md), else prior")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write JSON")
@@ -185,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         min_confidence=args.min_confidence, device=args.device, fps=args.fps,
         hypotheses=args.hypotheses, steps=args.steps, flip=args.flip, aggregation=args.aggregation,
         keep_hypotheses=args.all_hypotheses, seed=args.seed, progress=sys.stderr.isatty(),
+        never_seen=args.never_seen,
     )
     options["scale"], options["height"] = scale_options(args)
     if args.all_people:
