@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,96 @@ def write_json(path: str | Path, payload: Any) -> Path:
 
     write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
     return Path(path)
+
+
+def write_report(payload: dict[str, Any], out_dir: str | Path, markdown: Callable[[dict[str, Any]], str]
+                 ) -> None:
+    """``<payload name>.json`` and ``.md`` (``markdown(payload)``) in ``out_dir``, atomically."""
+    from posediffusion.io_utils import write_text_atomic
+
+    write_json(Path(out_dir) / f"{payload['name']}.json", payload)
+    write_text_atomic(Path(out_dir) / f"{payload['name']}.md", markdown(payload))
+
+
+def command_line() -> str:
+    """This process's command line, shell-quoted (recorded with every result)."""
+    return " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+
+
+def score_checkpoints(payload: dict[str, Any], specs: list[tuple[str, str]], score: Callable[[str], Any],
+                      out_dir: str | Path, markdown: Callable[[dict[str, Any]], str]) -> None:
+    """``payload["checkpoints"][name] = score(path)`` for every ``(path, name)`` (the JSON rewritten after
+    each, so a long run keeps what it measured), then the run's wall and CPU seconds and the report
+    (:func:`write_report`); prints the markdown."""
+    start, cpu_start = time.monotonic(), time.process_time()
+    for path, name in specs:
+        print(f"[{name}] {path}", flush=True)
+        payload["checkpoints"][name] = score(path)
+        write_json(Path(out_dir) / f"{payload['name']}.json", payload)
+    payload["run_seconds"] = {"wall": round(time.monotonic() - start, 1),
+                              "cpu": round(time.process_time() - cpu_start, 1)}
+    write_report(payload, out_dir, markdown)
+    print(markdown(payload))
+
+
+def add_lift_benchmark_arguments(p: Any, *, name: str, smoke: dict[str, Any]) -> None:
+    """The flags every checkpoint-scoring benchmark shares: checkpoints, data, takes, the sampler (H, K
+    and flip default to ``lift.FAST_SAMPLING``, what ``lift`` uses), outputs, smoke and report-only."""
+    from posediffusion.lift import FAST_SAMPLING
+
+    p.add_argument("--checkpoint", action="append", default=None, metavar="PATH[:NAME]",
+                   help="checkpoint folder and a table name (repeatable; default: the bundled model)")
+    p.add_argument("--data-dir", default="/work/data_cmu", help="CMU-derived dataset (prepared when absent)")
+    p.add_argument("--frames", type=int, default=240, help="first N frames of every take")
+    p.add_argument("--max-sequences", type=int, default=None, help="first S takes only (sizing)")
+    p.add_argument("--hypotheses", type=int, default=FAST_SAMPLING["hypotheses"], help="H")
+    p.add_argument("--steps", type=int, default=FAST_SAMPLING["steps"], help="K DDIM steps")
+    p.add_argument("--flip", type=int, choices=(0, 1), default=int(FAST_SAMPLING["flip"]), help="flip TTA")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed, the same for every condition")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="windows per sampler call (evaluate's 64 ran 2.3x slower per frame here)")
+    p.add_argument("--out-dir", default=str(RESULTS_DIR))
+    p.add_argument("--name", default=name, help="output file stem (--smoke appends _smoke)")
+    p.add_argument("--smoke", action="store_true",
+                   help=f"seconds-long run: {', '.join(f'{k}={v}' for k, v in smoke.items())}")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the .md from the JSON")
+
+
+def parse_lift_benchmark_arguments(p: Any, argv: list[str] | None, smoke: dict[str, Any]) -> Any:
+    """Parse; ``--smoke`` applies ``smoke`` and appends ``_smoke`` to the name; ``--frames`` must be >= 2."""
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.__dict__.update(smoke)
+        args.name += "_smoke"
+    if args.frames < 2:
+        p.error("--frames must be >= 2")
+    return args
+
+
+def parse_checkpoint(spec: str) -> tuple[str, str]:
+    """``"PATH[:NAME]"`` -> (path, name); the name defaults to the folder's name (``last``: its parent's)."""
+    path, sep, name = spec.rpartition(":")
+    if not sep or "/" in name or not path:
+        path, name = spec, ""
+    folder = Path(path)
+    return path, name or (folder.parent.name if folder.name in ("last", "best") else folder.name)
+
+
+def start_lift_benchmark(args: Any, markdown: Callable[[dict[str, Any]], str]
+                         ) -> list[tuple[str, str]] | None:
+    """``--report-only``: rebuild the report from the JSON and return ``None``. Else pin one thread and
+    return the ``(path, name)`` of every ``--checkpoint`` (default: the bundled model), names distinct."""
+    out_dir = Path(args.out_dir)
+    if args.report_only:
+        write_report(read_json(out_dir / f"{args.name}.json"), out_dir, markdown)
+        return None
+    pin_threads(1)
+    from posediffusion.lift import bundled_checkpoint
+
+    specs = [parse_checkpoint(c) for c in args.checkpoint or [f"{bundled_checkpoint()}:bundled"]]
+    if len({name for _, name in specs}) != len(specs):
+        raise ValueError(f"checkpoint names must differ: {[name for _, name in specs]} (use PATH:NAME)")
+    return specs
 
 
 def read_json(path: str | Path) -> Any:

@@ -32,7 +32,6 @@ sampler seed ``--seed`` for every condition.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -58,33 +57,12 @@ SMOKE = {"frames": 54, "max_sequences": 2, "hypotheses": 1, "steps": 1}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from posediffusion.lift import FAST_SAMPLING
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", action="append", default=None, metavar="PATH[:NAME]",
-                   help="checkpoint folder and a table name (repeatable; default: the bundled model)")
-    p.add_argument("--data-dir", default="/work/data_cmu", help="CMU-derived dataset (prepared when absent)")
+    common.add_lift_benchmark_arguments(p, name="unseen_joints", smoke=SMOKE)
     p.add_argument("--camera", default=vc.H36M_CAMERA, help="the Human3.6M camera whose view is lifted")
     p.add_argument("--split", choices=("test", "validation"), default="test",
                    help="test subjects, or the validation takes of a training run (choices are made there)")
-    p.add_argument("--frames", type=int, default=240, help="first N frames of every test take")
-    p.add_argument("--max-sequences", type=int, default=None, help="first S test takes only (sizing)")
-    p.add_argument("--hypotheses", type=int, default=FAST_SAMPLING["hypotheses"], help="H")
-    p.add_argument("--steps", type=int, default=FAST_SAMPLING["steps"], help="K DDIM steps")
-    p.add_argument("--flip", type=int, choices=(0, 1), default=int(FAST_SAMPLING["flip"]), help="flip TTA")
-    p.add_argument("--seed", type=int, default=0, help="sampler seed, the same for every condition")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per sampler call")
-    p.add_argument("--out-dir", default=str(common.RESULTS_DIR))
-    p.add_argument("--name", default="unseen_joints", help="output file stem (--smoke appends _smoke)")
-    p.add_argument("--smoke", action="store_true",
-                   help=f"seconds-long run: {', '.join(f'{k}={v}' for k, v in SMOKE.items())}")
-    p.add_argument("--report-only", action="store_true", help="only rebuild the .md from the JSON")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.__dict__.update(SMOKE)
-        args.name += "_smoke"
-    if args.frames < 2:
-        p.error("--frames must be >= 2")
+    args = common.parse_lift_benchmark_arguments(p, argv, SMOKE)
     return args
 
 
@@ -226,25 +204,12 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(payload: dict[str, Any], out_dir: Path) -> None:
-    from posediffusion.io_utils import write_text_atomic
-
-    common.write_json(out_dir / f"{payload['name']}.json", payload)
-    write_text_atomic(out_dir / f"{payload['name']}.md", markdown(payload))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out_dir = Path(args.out_dir)
-    if args.report_only:
-        write_outputs(common.read_json(out_dir / f"{args.name}.json"), out_dir)
+    specs = common.start_lift_benchmark(args, markdown)
+    if specs is None:
         return 0
-    common.pin_threads(1)
-    from posediffusion.lift import bundled_checkpoint
-
-    specs = [vc.parse_checkpoint(c) for c in args.checkpoint or [f"{bundled_checkpoint()}:bundled"]]
-    if len({name for _, name in specs}) != len(specs):
-        raise ValueError(f"checkpoint names must differ: {[name for _, name in specs]} (use PATH:NAME)")
     common.ensure_dataset(args.data_dir, seed=0)
     takes = load_takes(args)
     payload: dict[str, Any] = {
@@ -254,16 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                      "frames_total": int(sum(np.asarray(s.valid, bool).sum() for s in takes)),
                      "scenarios": {k: list(v) for k, v in SCENARIOS.items()}},
         "checkpoints": {}, "machine": common.machine_info(),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])}
-    start, cpu_start = time.monotonic(), time.process_time()
-    for path, name in specs:
-        print(f"[{name}] {path}", flush=True)
-        payload["checkpoints"][name] = score_checkpoint(path, takes, args)
-        common.write_json(out_dir / f"{args.name}.json", payload)
-    payload["run_seconds"] = {"wall": round(time.monotonic() - start, 1),
-                              "cpu": round(time.process_time() - cpu_start, 1)}
-    write_outputs(payload, out_dir)
-    print(markdown(payload))
+        "command": common.command_line()}
+    common.score_checkpoints(payload, specs, lambda path: score_checkpoint(path, takes, args), out_dir,
+                             markdown)
     return 0
 
 
