@@ -5,10 +5,11 @@ project's development setup at ../shared/data/ beside the checkout, not shipped)
 
     posediffusion prepare mocap --input ../shared/data/mocap/cmu_h36m17_50hz.npz \
         --out DATA --name cmu --seed 0
-    OMP_NUM_THREADS=1 posediffusion train -d cmu --data-dir DATA -k det -str S1,S5,S6,S7,S8 -ste S9,S11 \
-        --preset small -c RUN -lr 4e-4 -lrd 0.95 -e 100 --budget-min 30 --ema-decay 0.999 --nolog
-    # (the bundled model: that run, then the same command with --resume --budget-min 20)
-    python tools/export_bundled_model.py RUN --name last --weights ema \
+    OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m posediffusion.cli train -d cmu --data-dir DATA -k det \
+        --preset small -c RUN -b 8 -e 100000 --model joint_mask=true --joint-dropout 0.2 \
+        --camera-augmentation --max-steps 40000 --val-every-steps 1000 --save-every-steps 250 --nolog
+    # (the bundled run was continued with --resume --max-steps 14000 --budget-min 105: docs/bundled-model.md)
+    python tools/export_bundled_model.py RUN --name best --weights ema \
         --out src/posediffusion/assets/cmu_small
 """
 
@@ -21,6 +22,19 @@ from posediffusion.checkpoint import load_model, save_checkpoint
 
 CREDIT = ("The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with "
           "funding from NSF EIA-0196217.")
+
+
+def training_data(run_config: dict) -> str:
+    """One line on the data the run trained on, from its config."""
+    data, train = run_config.get("data", {}), run_config
+    text = (f"CMU mocap (shared/data/mocap) via `posediffusion prepare mocap --seed 0`, train subjects "
+            f"{','.join(data.get('subjects_train') or ['S1', 'S5', 'S6', 'S7', 'S8'])} (test motions S9,S11 "
+            f"held out), 2D: {data.get('keypoints', 'det')}")
+    if data.get("camera_augmentation"):
+        text += ", camera augmentation (a virtual camera per window, detector-like noise)"
+    if train.get("joint_dropout"):
+        text += f", joint dropout {train['joint_dropout']}"
+    return text
 
 
 def main() -> None:
@@ -36,8 +50,7 @@ def main() -> None:
         "source_checkpoint": str(checkpoint.path), "weights": args.weights,
         "trained": {"progress": checkpoint.metadata.get("progress"),
                     "selection": checkpoint.metadata.get("selection")},
-        "training_data": "CMU mocap (shared/data/mocap) via `posediffusion prepare mocap --seed 0`, "
-                         "train subjects S1,S5,S6,S7,S8 (test motions S9,S11 held out), 2D: det",
+        "training_data": training_data(checkpoint.run_config),
         "credit": CREDIT,
     }
     save_checkpoint(args.out, model, run_config=checkpoint.run_config, metadata=metadata)
