@@ -184,8 +184,16 @@ def test_an_old_checkpoint_loads_and_samples_as_before(tmp_path):
     assert torch.equal(sample[0], sample[1])
 
 
-def test_the_bundled_model_is_a_legacy_checkpoint():
+def test_the_bundled_model_is_todays_network_with_the_missing_joint_input():
     model, checkpoint = ck.load_model(BUNDLED_MODEL)
-    assert "conditioning" not in json.loads((BUNDLED_MODEL / ck.CONFIG_FILE).read_text())["model"]["model"]
-    assert model.config.model.conditioning == "adaln" and model.config.model.energy_kind == "raw_2d"
-    assert checkpoint.model_config["diffusion"]["smoothing_mode"] == "with_regulator"
+    stored = json.loads((BUNDLED_MODEL / ck.CONFIG_FILE).read_text())["model"]
+    # written with today's keys: nothing is filled from LEGACY_MODEL_DEFAULTS
+    assert stored["model"]["conditioning"] == "adaln_single" and stored["model"]["joint_mask"] is True
+    assert model.config.model.joint_mask and model.config.model.energy_kind == "smoothed_speed"
+    assert all(model.config.model.__dict__[k] for k in ("graph", "semantic_prompts", "motion_prompts",
+                                                          "energy_regulator"))
+    data = checkpoint.run_config["data"]
+    assert data["camera_augmentation"] and data["subjects_test"] == ["S9", "S11"]
+    assert checkpoint.run_config["joint_dropout"] == 0.2
+    assert "mocap.cs.cmu.edu" in checkpoint.metadata["credit"]
+    assert not (BUNDLED_MODEL / "training_state.pt").exists()

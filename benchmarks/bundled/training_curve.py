@@ -19,11 +19,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def read_log(path: Path) -> list[dict[str, float]]:
-    """The epoch rows of a run's log.csv (step rows repeat them), as numbers, by step; a step logged twice
-    (a run interrupted after logging it and resumed from an earlier save) keeps its last row."""
+    """The rows of a run's log.csv with a validation score (ends of epochs and every --val-every-steps),
+    as numbers, by step; a step logged twice keeps its last row."""
     with path.open() as f:
-        by_step = {int(r["global_step"]): r for r in csv.DictReader(f)
-                   if r["at"] == "epoch" and r["selection_mpjpe_mm"]}
+        by_step = {int(r["global_step"]): r for r in csv.DictReader(f) if r["selection_mpjpe_mm"]}
     rows = [by_step[step] for step in sorted(by_step)]
     return [{"epoch": int(r["epoch"]), "step": int(r["global_step"]), "lr": float(r["lr"]),
              "loss_mm": 1000 * float(r["train_loss_m"]), "val_mm": float(r["selection_mpjpe_mm"])}
