@@ -173,7 +173,44 @@ def start_lift_benchmark(args: Any, markdown: Callable[[dict[str, Any]], str]
     specs = [parse_checkpoint(c) for c in args.checkpoint or [f"{bundled_checkpoint()}:bundled"]]
     if len({name for _, name in specs}) != len(specs):
         raise ValueError(f"checkpoint names must differ: {[name for _, name in specs]} (use PATH:NAME)")
+    ensure_dataset(args.data_dir, seed=0)
     return specs
+
+
+def camera_takes(args: Any, keypoints: str, split: str = "test") -> list:
+    """The takes of ``split`` seen by ``args.camera`` (one view each, ``keypoints`` 2D), cut to their first
+    ``args.frames`` frames, the first ``args.max_sequences`` of them. ``split``: ``"test"`` (S9, S11) or
+    ``"validation"`` (the takes ``train`` carves off the training subjects with its defaults,
+    ``val_fraction`` 0.1 and seed 0, as the bundled model was trained)."""
+    from posediffusion.config import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS
+    from posediffusion.data.augment import one_view_per_take
+    from posediffusion.data.h36m import load_h36m
+    from posediffusion.data.selection import split_validation, truncate_sequence
+
+    subjects = H36M_TEST_SUBJECTS if split == "test" else H36M_TRAIN_SUBJECTS
+    sequences = one_view_per_take(load_h36m(args.data_dir, DATASET_NAME, keypoints, subjects=subjects,
+                                            camera_ids=(args.camera,)))
+    if split == "validation":
+        sequences = split_validation(sequences, 0.1, 0)[1]
+    return [truncate_sequence(s, args.frames) for s in sequences[: args.max_sequences]]
+
+
+def p_agg_estimates(model: Any, keypoints: list, args: Any, **sampling: Any) -> list:
+    """P-Agg (F, J, 3) metres of every (F, J, 2) input: ``inference.sample_sequences`` with ``args``'s H, K,
+    flip, sampler seed and batch size, and ``sampling`` (eta, stride, weights, visible) passed on."""
+    import torch
+
+    from posediffusion.aggregate import pose_aggregate
+    from posediffusion.inference import sample_sequences
+
+    generator = torch.Generator().manual_seed(args.seed)
+    estimates: list = [None] * len(keypoints)
+    for i, merged in sample_sequences(model, keypoints, hypotheses=args.hypotheses, steps=args.steps,
+                                      flip=bool(args.flip), generator=generator,
+                                      batch_size=args.batch_size, **sampling):
+        hyps = merged.result("samples").permute(1, 0, 2, 3)  # (F, H, J, 3) -> (H, F, J, 3)
+        estimates[i] = pose_aggregate(hyps).numpy()  # (F, J, 3)
+    return estimates
 
 
 def read_json(path: str | Path) -> Any:

@@ -66,23 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_takes(args: argparse.Namespace) -> list:
-    """det-2D takes seen by ``--camera`` (one view each), cut to their first ``--frames``: the test subjects,
-    or the validation takes that ``train`` carves off the training subjects (``val_fraction`` 0.1, seed 0,
-    the defaults the bundled model was trained with)."""
-    from posediffusion.config import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS
-    from posediffusion.data.augment import one_view_per_take
-    from posediffusion.data.h36m import load_h36m
-    from posediffusion.data.selection import split_validation, truncate_sequence
-
-    subjects = H36M_TEST_SUBJECTS if args.split == "test" else H36M_TRAIN_SUBJECTS
-    sequences = one_view_per_take(load_h36m(args.data_dir, common.DATASET_NAME, "det", subjects=subjects,
-                                            camera_ids=(args.camera,)))
-    if args.split == "validation":
-        sequences = split_validation(sequences, 0.1, 0)[1]
-    return [truncate_sequence(s, args.frames) for s in sequences[: args.max_sequences]]
-
-
 def hidden_indices(names: tuple[str, ...]) -> list[int]:
     from posediffusion.skeleton import H36M_17
 
@@ -107,20 +90,8 @@ def hide(keypoints: np.ndarray, hidden: list[int]) -> tuple[np.ndarray, np.ndarr
 def lift(model: Any, inputs: list[np.ndarray], masks: list[np.ndarray] | None,
          args: argparse.Namespace) -> list[np.ndarray]:
     """P-Agg (F, J, 3) metres of every input, merged like ``lift_keypoints`` (stride T // 2, Hann)."""
-    import torch
-
-    from posediffusion.aggregate import pose_aggregate
-    from posediffusion.inference import sample_sequences
-
-    frames = model.config.model.frames
-    out: list[np.ndarray] = [np.empty(0)] * len(inputs)
-    generator = torch.Generator().manual_seed(args.seed)
-    for i, merged in sample_sequences(model, inputs, hypotheses=args.hypotheses, steps=args.steps,
-                                      flip=bool(args.flip), generator=generator, stride=max(frames // 2, 1),
-                                      batch_size=args.batch_size, weights="hann", visible=masks):
-        hyps = merged.result("samples").permute(1, 0, 2, 3)  # (F, H, J, 3) -> (H, F, J, 3)
-        out[i] = pose_aggregate(hyps).numpy()
-    return out
+    stride = max(model.config.model.frames // 2, 1)
+    return common.p_agg_estimates(model, inputs, args, stride=stride, weights="hann", visible=masks)
 
 
 def scores(estimates: list[np.ndarray], takes: list, hidden: list[int]) -> dict[str, Any]:
@@ -157,7 +128,7 @@ def score_checkpoint(path: str, takes: list, args: argparse.Namespace) -> dict[s
         prepared = [hide(seq.keypoints_2d, hidden) for seq in takes]
         inputs = [p for p, _ in prepared]
         rows = {}
-        methods = ("body prior",) if not hidden else (METHODS if by_model else ("body prior",))
+        methods = METHODS if hidden and by_model else ("body prior",)
         for method in methods:
             cpu0 = time.process_time()
             masks = [m for _, m in prepared] if method == "model" else None
@@ -210,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = common.start_lift_benchmark(args, markdown)
     if specs is None:
         return 0
-    common.ensure_dataset(args.data_dir, seed=0)
-    takes = load_takes(args)
+    takes = common.camera_takes(args, "det", args.split)
     payload: dict[str, Any] = {
         "name": args.name,
         "settings": {**{k: v for k, v in vars(args).items() if k not in ("report_only", "name")},

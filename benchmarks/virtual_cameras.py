@@ -96,17 +96,7 @@ class View:
 
 def load_takes(args: argparse.Namespace) -> dict[str, list]:
     """Test takes seen by ``--camera``, per 2D input (``gt``, ``det``), cut to their first ``--frames``."""
-    from posediffusion.config import H36M_TEST_SUBJECTS
-    from posediffusion.data.augment import one_view_per_take
-    from posediffusion.data.h36m import load_h36m
-    from posediffusion.data.selection import truncate_sequence
-
-    takes = {}
-    for keypoints in ("gt", "det"):
-        sequences = one_view_per_take(load_h36m(args.data_dir, common.DATASET_NAME, keypoints,
-                                                subjects=H36M_TEST_SUBJECTS, camera_ids=(args.camera,)))
-        takes[keypoints] = [truncate_sequence(s, args.frames) for s in sequences[: args.max_sequences]]
-    return takes
+    return {keypoints: common.camera_takes(args, keypoints) for keypoints in ("gt", "det")}
 
 
 def camera_kinds(camera: Any, sampler: Any) -> dict[str, str]:
@@ -197,19 +187,7 @@ def build_views(args: argparse.Namespace, takes: dict[str, list], cameras: list[
 
 def lift_p_agg(model: Any, views: list[View], args: argparse.Namespace, eta: float) -> list[np.ndarray]:
     """P-Agg (F, J, 3) metres of every view, the evaluation path of ``evaluate.predict_sequences``."""
-    import torch
-
-    from posediffusion.aggregate import pose_aggregate
-    from posediffusion.inference import sample_sequences
-
-    generator = torch.Generator().manual_seed(args.seed)
-    estimates: list[np.ndarray] = [np.empty(0)] * len(views)
-    for i, merged in sample_sequences(model, [v.keypoints for v in views], hypotheses=args.hypotheses,
-                                      steps=args.steps, flip=bool(args.flip), generator=generator,
-                                      batch_size=args.batch_size, eta=eta):
-        hyps = merged.result("samples").permute(1, 0, 2, 3)  # (F, H, J, 3) -> (H, F, J, 3)
-        estimates[i] = pose_aggregate(hyps).numpy()  # (F, J, 3)
-    return estimates
+    return common.p_agg_estimates(model, [v.keypoints for v in views], args, eta=eta)
 
 
 def view_scores(estimate: np.ndarray, view: View) -> dict[str, Any]:
@@ -350,7 +328,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from posediffusion.data.augment import VirtualCameraSampler, world_pose
 
-    common.ensure_dataset(args.data_dir, seed=0)
     takes = load_takes(args)
     sampler = VirtualCameraSampler()
     nominal, cameras = virtual_cameras(args, [world_pose(seq) for seq in takes["det"]], sampler)
