@@ -50,6 +50,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     **{f"no_{name}": {name: False} for name in SWITCHES},  # no_energy_regulator keeps constant smoothing
     "regulator_no_smoothing": {"smoothing": 0.0},  # the regulator's gains in the network only
+    # the improved attempt: the gains only set the smoothing weight (1 - g), trained through the loss; s = 1
+    # makes the initial mean weight (~0.52 on the CMU test split) match the constant 0.5 of no_energy_regulator
+    "regulator_smoothing_only": {"energy_uses": "smoothing", "smoothing": 1.0},
     "baseline": {name: False for name in SWITCHES},  # all switches off: the DiT-style (adaLN) network
     "d3dp": dict(D3DP_BASELINE),  # the faithful D3DP/MixSTE baseline: additive timestep, no smoothing
 }

@@ -376,6 +376,25 @@ def test_constant_gain_scales_noise_reinjection(schedule):
     torch.testing.assert_close(gained, reference, atol=1e-5, rtol=1e-5)
 
 
+def test_gain_outside_eta_only_sets_the_smoothing_weight(schedule):
+    """``gain_in_eta=False``: every frame re-injects noise with eta, the gain only weighs the smoothing;
+    so with no smoothing any gain is plain DDIM, and a gain of 0 is the constant smoothing s."""
+    cond = offset_cond(2, 6)
+    gain = torch.full((2, 6), 0.3)
+
+    def sample(smoothing, frame_gain, gain_in_eta=True):
+        return ddim_sample(RecordingNet(a=0.5), cond, (2, 6, J, 3), schedule, num_hypotheses=2, steps=6,
+                           eta=1.0, smoothing=smoothing, frame_gain=frame_gain, gain_in_eta=gain_in_eta,
+                           generator=torch.Generator().manual_seed(0))
+
+    torch.testing.assert_close(sample(0.0, gain, gain_in_eta=False), sample(0.0, None), atol=1e-6, rtol=0)
+    assert not torch.allclose(sample(0.0, gain), sample(0.0, None), atol=1e-4)  # with eta * g: differs
+    torch.testing.assert_close(sample(0.6, torch.zeros(2, 6), gain_in_eta=False), sample(0.6, None),
+                               atol=1e-6, rtol=0)
+    # gain 0.3 outside eta = constant weight 0.6 * (1 - 0.3) = 0.42 with eta unchanged
+    torch.testing.assert_close(sample(0.6, gain, gain_in_eta=False), sample(0.42, None), atol=1e-5, rtol=0)
+
+
 def test_smoothing_reduces_jitter_on_slow_frames_only(schedule):
     frames = 24
     pose = random_pose(torch.Generator().manual_seed(8), 1, 1).expand(1, frames, J, 3).contiguous()

@@ -39,6 +39,9 @@ PROMPT_KV_KINDS = ("shared", "per_block")
 MOTION_FEATURE_KINDS = ("bounded", "raw_2d")
 #: Motion energy of the regulator: smoothed body-normalised speed, or raw |v| + |a| of the 2D (legacy).
 ENERGY_KINDS = ("smoothed_speed", "raw_2d")
+#: Where the regulator's per-frame gains act: the temporal blocks, the sampler's noise and the smoothing
+#: ("all", the paper's design), or only the smoothing weight (the measured alternative, docs/model.md).
+ENERGY_USES = ("all", "smoothing")
 #: When the sampler's temporal smoothing applies: on every model, or only with the energy regulator (legacy).
 SMOOTHING_MODES = ("always", "with_regulator")
 #: Training timestep distributions (``diffusion.sample_timesteps``).
@@ -119,6 +122,10 @@ class ModelConfig:
     energy_kind: str = "smoothed_speed"
     """Regulator energy: "smoothed_speed" (body-normalised speed of the temporally smoothed 2D above the
     detector-noise floor) or "raw_2d" (|velocity| + |acceleration| of the raw 2D)."""
+    energy_uses: str = "all"
+    """Where the regulator's gains act: "all" (the temporal blocks' FiLM modulation, the sampler's noise
+    re-injection eta * g and the smoothing weight s * (1 - g)) or "smoothing" (only the smoothing weight, in
+    the sampler and the loss; the network and eta are untouched)."""
     joint_mask: bool = False
     """Missing-joint input: the 2D embedding gets a per-joint visibility flag (1 seen, 0 missing) as a third
     channel, missing joints' 2D coordinates are zeroed, and the motion prompts and energy ignore them, so
@@ -141,7 +148,8 @@ class ModelConfig:
         if self.energy_kind == "smoothed_speed" and not self.energy_sigma > 0:
             raise ValueError("ModelConfig: energy_sigma must be > 0 with energy_kind 'smoothed_speed'")
         for name, choices in (("conditioning", CONDITIONING_KINDS), ("prompt_kv", PROMPT_KV_KINDS),
-                              ("motion_features", MOTION_FEATURE_KINDS), ("energy_kind", ENERGY_KINDS)):
+                              ("motion_features", MOTION_FEATURE_KINDS), ("energy_kind", ENERGY_KINDS),
+                              ("energy_uses", ENERGY_USES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"ModelConfig: {name} must be in {choices}, got {getattr(self, name)!r}")
         for name in ("graph", "semantic_prompts", "motion_prompts", "energy_regulator", "joint_mask"):
@@ -253,7 +261,7 @@ class PoseDiffusionConfig:
 #: the new defaults.
 LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"conditioning": "adaln", "prompt_kv": "per_block", "motion_features": "raw_2d",
-              "energy_kind": "raw_2d", "energy_sigma": 1.0, "joint_mask": False},
+              "energy_kind": "raw_2d", "energy_sigma": 1.0, "energy_uses": "all", "joint_mask": False},
     "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False,
                   "timestep_sampling": "uniform"},
 }

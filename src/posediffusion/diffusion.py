@@ -219,6 +219,7 @@ def ddim_sample(
     flip_permutation: Sequence[int] | np.ndarray | Tensor | None = None,
     smoothing: float = 0.0,
     frame_gain: Tensor | None = None,
+    gain_in_eta: bool = True,
     generator: torch.Generator | None = None,
     return_all_steps: bool = False,
 ) -> Tensor:
@@ -234,7 +235,8 @@ def ddim_sample(
     the B original windows), frame t of window b uses noise re-injection ``eta * g`` and, if smoothing > 0,
     the x0 estimate ``x0 + smoothing * (1 - g) * (smooth_T(x0) - x0)`` with ``smooth_T`` the [1, 2, 1] / 4
     filter along frames (edges replicated) (:func:`smooth_x0`). Without a gain, smoothing > 0 smooths
-    every frame with the constant weight ``smoothing``; without gain and smoothing: plain DDIM.
+    every frame with the constant weight ``smoothing``; without gain and smoothing: plain DDIM. With
+    ``gain_in_eta`` false the gain sets only the smoothing weight (every frame re-injects noise with ``eta``).
 
     Args:
         net: the denoiser (see module docstring).
@@ -251,6 +253,7 @@ def ddim_sample(
         flip_permutation: (J,) left/right joint swap; enables flip test-time augmentation.
         smoothing: in [0, 1], strength of the temporal smoothing (of slow frames, with ``frame_gain``).
         frame_gain: (B, T) per-frame gain in [0, 1], or ``None`` for plain DDIM.
+        gain_in_eta: the gain also scales the noise re-injection (``eta * g`` per frame).
         generator: makes the samples deterministic.
         return_all_steps: return the x0 estimate of every step instead of the last one.
 
@@ -283,7 +286,7 @@ def ddim_sample(
         estimates.append(x0)
         if t_next < 0:
             break
-        z = _ddim_step(z, x0 * scale, ac[t], ac[t_next], eta, frame_gain, generator)
+        z = _ddim_step(z, x0 * scale, ac[t], ac[t_next], eta, frame_gain if gain_in_eta else None, generator)
 
     out = torch.stack(estimates) if return_all_steps else estimates[-1][None]
     out = out.reshape(out.shape[0], batch, num_hypotheses, frames, joints, dims)  # (K|1, B, H, T, J, 3)

@@ -204,6 +204,41 @@ def test_smoothing_in_the_loss_trains_the_gain_map(monkeypatch):
     assert grads[True].abs() > 0 and grads[False].abs() > 0 and not torch.equal(grads[True], grads[False])
 
 
+@pytest.mark.parametrize("conditioning", ["adaln_single", "additive"])
+def test_energy_uses_smoothing_keeps_the_gain_out_of_the_network(monkeypatch, conditioning):
+    """energy_uses="smoothing": the gain reaches neither the network nor eta, only the smoothing weight
+    (in the sampler and the loss); "all": moving the gain map changes the network's output."""
+    x2d, x3d = windows(tiny())
+    t = torch.tensor([500, 500])
+    outputs = {}
+    for uses in ("all", "smoothing"):
+        model = tiny(energy_uses=uses, conditioning=conditioning).eval()
+        x_t = torch.randn(2, 9, J, 3, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            before = model.denoiser(x_t, t, model.denoiser.encode_condition(x2d))
+            model.denoiser.energy.offset.fill_(3.0)  # every gain near 1
+            after = model.denoiser(x_t, t, model.denoiser.encode_condition(x2d))
+        outputs[uses] = torch.equal(before, after)
+    assert outputs == {"all": False, "smoothing": True}
+    smoothing_only = tiny(energy_uses="smoothing", conditioning=conditioning)
+    assert smoothing_only.denoiser.gain_embedding is None
+    seen = []
+    real = diffusion.ddim_sample
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["gain_in_eta"], kwargs["frame_gain"] is not None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "ddim_sample", spy)
+    smoothing_only.sample(x2d, steps=2)
+    tiny(conditioning=conditioning).sample(x2d, steps=2)
+    assert seen == [(False, True), (True, True)]
+    smoothing_only.training_loss(x2d, x3d, generator=torch.Generator().manual_seed(0)).backward()
+    assert smoothing_only.denoiser.energy.offset.grad.abs() > 0  # trained through the loss's smoothing
+    with pytest.raises(ValueError, match="energy_uses"):
+        tiny(energy_uses="blocks")
+
+
 def test_no_weight_decay_names_the_regulator_map():
     model = tiny()
     names = dict(model.named_parameters())

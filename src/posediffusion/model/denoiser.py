@@ -13,7 +13,8 @@ joint). The conditioning c = timestep embedding (+ motion prompt, per frame) ent
   blocks with affine LayerNorms, the frame embedding added before the first temporal block.
 
 With adaLN, the temporal blocks' per-frame FiLM shift/scale is multiplied by the energy gain; with
-"additive" the gain enters as a per-frame additive term ``g_t * gain_embedding``.
+"additive" the gain enters as a per-frame additive term ``g_t * gain_embedding``. With
+``ModelConfig.energy_uses == "smoothing"`` the gain does neither (it only sets the smoothing weight).
 
 With ``ModelConfig.joint_mask`` the 2D embedding takes ``(x * v_tj, y * v_tj, v_tj)`` where v_tj is 1 for a
 seen joint and 0 for a missing one (``encode_condition(x2d, visible)``): a missing joint's placeholder
@@ -244,7 +245,7 @@ class Denoiser(nn.Module):
         self.energy = (TemporalEnergyRegulator(cfg.energy_sigma, cfg.energy_kind)
                        if cfg.energy_regulator else None)
         # additive: the gain's way in is a learned per-frame term g_t * gain_embedding added to the tokens
-        additive_gain = cfg.conditioning == "additive" and cfg.energy_regulator
+        additive_gain = cfg.conditioning == "additive" and cfg.energy_regulator and cfg.energy_uses == "all"
         self.gain_embedding = nn.Parameter(0.02 * torch.randn(d)) if additive_gain else None
         self.shared_modulation = (nn.Sequential(nn.SiLU(), _modulation(d, 6))
                                   if cfg.conditioning == "adaln_single" else None)
@@ -350,7 +351,7 @@ class Denoiser(nn.Module):
         """
         x = cond["tokens"] + self.embed_3d(x_t)  # (N, T, J, D)
         c = self.condition_vector(t, cond, x.dtype)  # (N, T|1, D)
-        gain = self.sampler_gain(cond)  # (N, T) or None
+        gain = self.sampler_gain(cond) if self.cfg.energy_uses == "all" else None  # (N, T) or None
         if self.cfg.conditioning == "additive":
             x = x + c[:, :, None]  # (N, T, J, D): c added to every token once
             if self.gain_embedding is not None:
