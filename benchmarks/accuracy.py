@@ -50,8 +50,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     **{f"no_{name}": {name: False} for name in SWITCHES},  # no_energy_regulator keeps constant smoothing
     "regulator_no_smoothing": {"smoothing": 0.0},  # the regulator's gains in the network only
-    # the improved attempt: the gains only set the smoothing weight (1 - g), trained through the loss; s = 1
-    # makes the initial mean weight (~0.52 on the CMU test split) match the constant 0.5 of no_energy_regulator
+    # the improved attempt: the gains only set the smoothing weight (1 - g), trained through the loss;
+    # s = 1 makes the initial mean weight (~0.52 on the CMU test split) match no_energy_regulator's 0.5
     "regulator_smoothing_only": {"energy_uses": "smoothing", "smoothing": 1.0},
     "baseline": {name: False for name in SWITCHES},  # all switches off: the DiT-style (adaLN) network
     "d3dp": dict(D3DP_BASELINE),  # the faithful D3DP/MixSTE baseline: additive timestep, no smoothing
@@ -391,39 +391,86 @@ def _reference(results: dict[str, Any]) -> str:
     return REFERENCE if REFERENCE in results else "baseline"
 
 
+#: Paired comparisons against the regulator-off variant (same constant smoothing): the regulator's own
+#: effect, the issue-10 target "MPJVE of the fastest third <= 0.85x regulator-off".
+REGULATOR_OFF = "no_energy_regulator"
+
+
 def seed_summary(out_dir: Path, seeds: list[int]) -> str:
-    """Mean +- std over seeds per variant (P-Agg, det 2D) and paired differences; writes accuracy_seeds.*."""
+    """Mean +- std over seeds per variant (P-Agg, det 2D) and paired differences; writes accuracy_seeds.*.
+
+    Every variant is reported over the seeds it has (``n``); paired differences use the seeds both variants
+    have. An effect is claimed only with >= 2 paired seeds and |mean difference| > 2 x the larger seed std
+    of the two variants (each std over all of that variant's seeds).
+    """
     per_seed = {seed: load_results(out_dir / f"seed{seed}") for seed in seeds}
-    variants = [v for v in VARIANTS if all(v in r for r in per_seed.values())]
+    variants = [v for v in VARIANTS if any(v in r for r in per_seed.values())]
 
-    def values(variant: str, metric: str, subset: str) -> np.ndarray:  # (S,) one value per seed
-        return np.array([per_seed[seed][variant]["evaluations"]["det"]["scores"]["P-Agg"][metric][subset]
-                         for seed in seeds])
+    def seeds_of(variant: str) -> list[int]:
+        return [seed for seed in seeds if variant in per_seed[seed]]
 
-    rows, out = {}, [f"Seeds {seeds}; P-Agg, det 2D input; mean +- std over seeds (ddof 1); paired "
-                     "differences per seed. An effect is claimed only where |mean difference| > 2 x the "
-                     "larger seed std of the two variants.\n",
-                     "| variant | MPJPE | MPJVE fast | MPJPE - d3dp | effect | MPJPE - full | effect |",
-                     "|---|---|---|---|---|---|---|"]
+    def value(variant: str, seed: int, metric: str, subset: str) -> float:
+        return per_seed[seed][variant]["evaluations"]["det"]["scores"]["P-Agg"][metric][subset]
+
+    def values(variant: str, metric: str, subset: str, among: list[int] | None = None) -> np.ndarray:
+        return np.array([value(variant, seed, metric, subset) for seed in (among or seeds_of(variant))])
+
+    def std(x: np.ndarray) -> float:
+        return float(x.std(ddof=1)) if len(x) > 1 else 0.0
+
+    def paired(variant: str, other: str, metric: str, subset: str) -> dict[str, Any] | None:
+        both = [seed for seed in seeds_of(variant) if seed in seeds_of(other)]
+        if variant == other or not both:
+            return None
+        a, b = values(variant, metric, subset, both), values(other, metric, subset, both)
+        spread = max(std(values(variant, metric, subset)), std(values(other, metric, subset)))
+        diff = a - b
+        return {"seeds": both, "per_seed": diff.tolist(), "mean": float(diff.mean()),
+                "ratio_per_seed": (a / b).tolist(), "ratio": float((a / b).mean()), "spread": spread,
+                "effect": len(both) > 1 and abs(float(diff.mean())) > 2 * spread}
+
+    def cell(pair: dict[str, Any] | None, digits: int = 1) -> list[str]:
+        if pair is None:
+            return ["-", "-"]
+        per = ", ".join(f"{d:+.{digits}f}" for d in pair["per_seed"])
+        effect = "yes" if pair["effect"] else ("no" if len(pair["seeds"]) > 1 else "1 seed")
+        return [f"{pair['mean']:+.{digits}f} ({per})", effect]
+
+    rows, out = {}, [f"Seeds {seeds}; P-Agg, det 2D input; mean +- std over the seeds a variant has (n; ddof "
+                     "1); paired differences per common seed. An effect is claimed only with >= 2 paired "
+                     "seeds and |mean difference| > 2 x the larger seed std of the two variants.\n",
+                     "| variant | n | steps | MPJPE | MPJVE fast | MPJPE - d3dp | effect | MPJPE - full "
+                     "| effect |",
+                     "|---|---|---|---|---|---|---|---|---|"]
     for variant in variants:
         mpjpe, fast = values(variant, "mpjpe", "all"), values(variant, "mpjve", "fast")
-        row = {"mpjpe": [float(mpjpe.mean()), float(mpjpe.std(ddof=1)) if len(seeds) > 1 else 0.0],
-               "mpjve_fast": [float(fast.mean()), float(fast.std(ddof=1)) if len(seeds) > 1 else 0.0]}
-        cells = [f"{row['mpjpe'][0]:.1f} +- {row['mpjpe'][1]:.1f}", f"{row['mpjve_fast'][0]:.2f} +- "
-                 f"{row['mpjve_fast'][1]:.2f}"]
+        steps = [per_seed[seed][variant]["training"]["steps"] for seed in seeds_of(variant)]
+        row = {"seeds": seeds_of(variant), "steps": steps,
+               "mpjpe": [float(mpjpe.mean()), std(mpjpe)], "mpjve_fast": [float(fast.mean()), std(fast)]}
+        cells = [str(len(mpjpe)), f"{np.mean(steps):.0f}", f"{row['mpjpe'][0]:.1f} +- {row['mpjpe'][1]:.1f}",
+                 f"{row['mpjve_fast'][0]:.2f} +- {row['mpjve_fast'][1]:.2f}"]
         for other in ("d3dp", "full"):
-            if other not in variants or other == variant:
-                cells += ["-", "-"]
-                continue
-            diff = mpjpe - values(other, "mpjpe", "all")
-            spread = max(row["mpjpe"][1], float(values(other, "mpjpe", "all").std(ddof=1))
-                         if len(seeds) > 1 else 0.0)
-            effect = len(seeds) > 1 and abs(diff.mean()) > 2 * spread
-            row[f"minus_{other}"] = {"per_seed": diff.tolist(), "mean": float(diff.mean()), "effect": effect}
-            per_seed_text = ", ".join(f"{d:+.1f}" for d in diff)
-            cells += [f"{diff.mean():+.1f} ({per_seed_text})", "yes" if effect else "no"]
+            pair = paired(variant, other, "mpjpe", "all") if other in variants else None
+            if pair is not None:
+                row[f"minus_{other}"] = pair
+            cells += cell(pair)
         rows[variant] = row
         out.append(f"| {variant} | " + " | ".join(cells) + " |")
+    if REGULATOR_OFF in variants:
+        out += ["", f"Against `{REGULATOR_OFF}` (regulator off, the same constant smoothing), paired per "
+                "seed:\n",
+                "| variant | seeds | MPJPE - regulator-off | effect | MPJVE fast - regulator-off | effect "
+                "| MPJVE fast / regulator-off |", "|---|---|---|---|---|---|---|"]
+        for variant in variants:
+            pair_mpjpe = paired(variant, REGULATOR_OFF, "mpjpe", "all")
+            pair_fast = paired(variant, REGULATOR_OFF, "mpjve", "fast")
+            if pair_mpjpe is None:
+                continue
+            rows[variant][f"minus_{REGULATOR_OFF}"] = {"mpjpe": pair_mpjpe, "mpjve_fast": pair_fast}
+            ratios = ", ".join(f"{r:.3f}" for r in pair_fast["ratio_per_seed"])
+            out.append(f"| {variant} | {','.join(map(str, pair_mpjpe['seeds']))} | "
+                       + " | ".join(cell(pair_mpjpe) + cell(pair_fast, 2))
+                       + f" | {pair_fast['ratio']:.3f} ({ratios}) |")
     text = "\n".join(out) + "\n"
     common.write_json(out_dir / "accuracy_seeds.json", {"seeds": seeds, "variants": rows})
     from posediffusion.io_utils import write_text_atomic
