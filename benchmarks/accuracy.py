@@ -271,12 +271,37 @@ def run_worker(args: argparse.Namespace, variant: str) -> None:
               flush=True)
     curve = learning_curve(args, variant, facts) if curve_minutes(args) else []
     payload = {"variant": variant, "overrides": variant_overrides(args, variant), "learning_curve": curve,
+               "energy_map": energy_map(Path(args.runs_dir) / variant),
                "switches_off": [k for k in SWITCHES if VARIANTS[variant].get(k) is False],
                "training": facts, "evaluations": evaluations, "machine": common.machine_info(),
                "command_args": vars(args)}
     common.write_json(Path(args.out_dir) / f"accuracy_{variant}.json", payload)
     if variant == "full":
         plot_adjacency(Path(args.runs_dir) / variant, Path(args.out_dir))
+
+
+def energy_map(run_dir: Path) -> list[dict[str, Any]]:
+    """The regulator's gain map (slope softplus(alpha), offset beta) at every snapshot and ``last``, raw
+    and EMA weights (empty without the regulator): its trajectory over training (init 2.0, -1.5)."""
+    import torch
+    from safetensors.torch import load_file
+
+    names = sorted((p.parent for p in run_dir.glob("snapshots/*/metadata.json")),
+                   key=lambda p: float(p.name.removesuffix("min"))) + [run_dir / "last"]
+    out = []
+    for folder in names:
+        point = {"checkpoint": str(folder.relative_to(run_dir)),
+                 "step": common.read_json(folder / "metadata.json")["progress"]["global_step"]}
+        for weights in ("model", "ema"):
+            path = folder / f"{weights}.safetensors"
+            state = load_file(str(path)) if path.is_file() else {}
+            if "denoiser.energy.slope_raw" not in state:
+                continue
+            slope = torch.nn.functional.softplus(state["denoiser.energy.slope_raw"])
+            point[weights] = {"slope": float(slope), "offset": float(state["denoiser.energy.offset"])}
+        if "model" in point:
+            out.append(point)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ orchestration
