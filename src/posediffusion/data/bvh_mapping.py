@@ -19,13 +19,11 @@ from typing import Any
 import numpy as np
 
 from posediffusion.data.bvh import BvhMotion, forward_kinematics, read_bvh, resample
+from posediffusion.data.units import THIGH_MM, UNITS_MM
 from posediffusion.skeleton import H36M_17, median_thigh
 
 logger = logging.getLogger(__name__)
 
-#: Length units and their size in millimetres. ``cmu`` is the CMU ASF unit that the CMU BVH conversions
-#: keep: the ASF ``:length 0.45`` means one unit = 1/0.45 inch = 56.44 mm (checked against 131_01).
-UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "inch": 25.4, "cmu": 25.4 / 0.45}
 #: ``auto`` picks the unit whose median thigh (hip-knee) is nearest this length (log scale), mm.
 TYPICAL_THIGH_MM = 430.0
 UP_AXES = ("y", "z", "auto")
@@ -311,8 +309,6 @@ def to_h36m(motion: BvhMotion, mapping: BvhMapping, unit: str | None = None,
 
 def _check_size(world_mm: np.ndarray, unit: str, path: Path) -> None:
     """``ValueError`` unless the median thigh is a person's (``THIGH_MM``, as ``prepare mocap`` checks)."""
-    from posediffusion.data.mocap import THIGH_MM  # mocap imports torch via io_utils: not at --help time
-
     thigh = median_thigh(world_mm)
     if not THIGH_MM[0] <= thigh <= THIGH_MM[1]:
         guess = detect_unit(world_mm / UNITS_MM[unit]) if thigh > 0 else None

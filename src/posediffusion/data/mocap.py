@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from posediffusion import camera as cam
+from posediffusion.data.units import THIGH_MM, UNITS_MM
 from posediffusion.io_utils import atomic_path, read_npz
 from posediffusion.skeleton import H36M_17, median_thigh
 
@@ -38,10 +39,8 @@ KIND_KEYWORDS = (("salsa", "salsa dance"), ("walk", "walk"), ("dance", "dance"),
 _STREAM_SPLIT, _STREAM_PLACE, _STREAM_NOISE = 1, 2, 3
 #: (left, right) joint lists that a left/right swap outlier exchanges: arms, legs
 _LIMB_PAIRS = (([11, 12, 13], [14, 15, 16]), ([4, 5, 6], [1, 2, 3]))
-#: Input units and their factor to millimetres.
-UNITS = {"mm": 1.0, "m": 1000.0}
-#: Plausible median thigh (hip-knee) length in mm: an adult's is about 400-500 mm (CMU: 288-477 mm).
-THIGH_MM = (100.0, 1000.0)
+#: Input units of a motion archive and their size in millimetres (the metric ones of ``units.UNITS_MM``).
+UNITS = {unit: UNITS_MM[unit] for unit in ("mm", "m")}
 
 
 # ----------------------------------------------------------------------------------------------- input
