@@ -116,6 +116,9 @@ class ModelConfig:
     prompt_kv: str = "shared"
     """Keys/values of the semantic prompts: "shared" (one projection for all blocks, computed once per
     window) or "per_block" (each block projects them)."""
+    prompt_blocks: int | None = None
+    """How many spatial blocks (the first ones) cross-attend to the semantic prompts: ``None`` = all (the
+    paper's design), 0 = none (the prompts only enter as each joint's part token)."""
     motion_features: str = "bounded"
     """Motion-prompt features: "bounded" (smoothed velocity/acceleration in body sizes, tanh-compressed) or
     "raw_2d" (20 x raw finite differences, unbounded)."""
@@ -135,6 +138,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_positive(self, ("num_joints", "frames", "width", "depth", "heads", "mlp_ratio", "graph_hops"))
         _check_bounds(self, MODEL_LIMITS)
+        if self.prompt_blocks is not None and (isinstance(self.prompt_blocks, bool)
+                                               or not isinstance(self.prompt_blocks, int)
+                                               or not 0 <= self.prompt_blocks <= self.depth):
+            raise ValueError(f"ModelConfig: prompt_blocks must be null or an integer in "
+                             f"[0, depth={self.depth}], got {self.prompt_blocks!r}")
         if self.width % self.heads:
             raise ValueError(f"ModelConfig: heads ({self.heads}) must divide width ({self.width})")
         if self.attention not in ATTENTION_KINDS:
@@ -261,7 +269,8 @@ class PoseDiffusionConfig:
 #: the new defaults.
 LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"conditioning": "adaln", "prompt_kv": "per_block", "motion_features": "raw_2d",
-              "energy_kind": "raw_2d", "energy_sigma": 1.0, "energy_uses": "all", "joint_mask": False},
+              "energy_kind": "raw_2d", "energy_sigma": 1.0, "energy_uses": "all", "joint_mask": False,
+              "prompt_blocks": None},
     "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False,
                   "timestep_sampling": "uniform"},
 }

@@ -185,12 +185,14 @@ def test_follows_input_dtype():
     assert run(net, x2d.double(), x_t.double(), t).dtype == torch.float64
 
 
+@pytest.mark.parametrize("prompt_blocks", [None, 1, 0])
 @pytest.mark.parametrize("prompt_kv", ["shared", "per_block"])
 @pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
 @pytest.mark.parametrize("switches_on", [True, False])
-def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv):
+def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv, prompt_blocks):
     """Count linear and attention matmuls with forward hooks (independent of the analytic formula)."""
-    cfg = small_config(conditioning=conditioning, prompt_kv=prompt_kv, **dict.fromkeys(SWITCHES, switches_on))
+    cfg = small_config(conditioning=conditioning, prompt_kv=prompt_kv, prompt_blocks=prompt_blocks,
+                       **dict.fromkeys(SWITCHES, switches_on))
     net = Denoiser(cfg)
     total = [0.0]
 
@@ -215,3 +217,26 @@ def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv
             module.register_forward_hook(graph_hook)
     run(net, *inputs(cfg, batch=1))
     assert net.flops_per_frame() == pytest.approx(total[0] / cfg.frames, rel=1e-9)
+
+
+@pytest.mark.parametrize("prompt_kv", ["shared", "per_block"])
+def test_prompt_blocks_limits_the_cross_attention_to_the_first_blocks(prompt_kv):
+    """prompt_blocks=k: only the first k spatial blocks attend to the prompts; 0 keeps the part tokens only.
+    Every parameter gets a gradient (nothing unused, which distributed training would reject)."""
+    counts = {}
+    for blocks in (None, 2, 1, 0):
+        net = Denoiser(small_config(prompt_blocks=blocks, prompt_kv=prompt_kv))
+        attending = [block.prompt_attn is not None for block in net.spatial_blocks]
+        assert attending == [i < (2 if blocks is None else blocks) for i in range(2)]
+        assert net.semantic is not None  # the part tokens stay
+        x2d, x_t, t = inputs(net.cfg)
+        net(x_t, t, net.encode_condition(x2d)).square().sum().backward()
+        assert [n for n, p in net.named_parameters() if p.grad is None] == []
+        counts[blocks] = sum(p.numel() for p in net.parameters())
+    one_block = sum(p.numel() for p in Denoiser(small_config(prompt_kv=prompt_kv)).spatial_blocks[0]
+                    .prompt_attn.parameters()) + 2 * 16  # + its LayerNorm
+    assert counts[None] == counts[2] and counts[2] - counts[1] == one_block
+    assert counts[1] - counts[0] == one_block + (2 * 16 * 16 + 2 * 16 if prompt_kv == "shared" else 0)
+    for bad in (-1, 3, True, 1.5):
+        with pytest.raises(ValueError, match="prompt_blocks"):
+            small_config(prompt_blocks=bad)
