@@ -53,6 +53,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the improved attempt: the gains only set the smoothing weight (1 - g), trained through the loss;
     # s = 1 makes the initial mean weight (~0.52 on the CMU test split) match no_energy_regulator's 0.5
     "regulator_smoothing_only": {"energy_uses": "smoothing", "smoothing": 1.0},
+    # its control: regulator off, constant smoothing = the mean weight 1 - g of regulator_smoothing_only's
+    # trained map over the training split's det 2D (0.844 for seeds 0 and 1; benchmarks/RESULTS.md)
+    "no_energy_regulator_matched": {"energy_regulator": False, "smoothing": 0.84},
     # the improved attempt at the semantic prompts: cross-attention in the first spatial block only (~17 %
     # cheaper steps for `small`), the part tokens unchanged
     "prompts_first_block": {"prompt_blocks": 1},

@@ -19,6 +19,13 @@ monotone map: the energy's figures do not depend on training, and rank correlati
 The same figures for the original energy (``raw_2d``: raw |v| + |a|) are written beside them.
 
     python benchmarks/energy_check.py --data-dir data/cmu        # writes benchmarks/results/energy_check.json
+
+``--checkpoint RUN/last`` (repeatable) measures the trained gain map of each model instead (its EMA weights
+when present, its energy and window length T), and adds ``mean_smoothing_weight`` (overall and per third:
+``smoothing * (1 - gain)``, the per-frame weight its sampler and loss use):
+
+    python benchmarks/energy_check.py --data-dir data/cmu --checkpoint runs/seed0/regulator_smoothing_only \
+        --out benchmarks/results/energy_check_trained.json
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of `prepare mocap` when the data is prepared")
     p.add_argument("--windows", default=",".join(map(str, WINDOWS)), help="window lengths T to check")
     p.add_argument("--out", default=str(common.RESULTS_DIR / "energy_check.json"))
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="a trained model's checkpoint (run folder or RUN/last); repeatable")
     return p.parse_args(argv)
 
 
@@ -126,6 +135,42 @@ def still_jitter(regulator, frames: int, batch: int = 64, seed: int = 0) -> dict
             float(difference.mean()), "jitter_in_body_sizes": float(sigma / body_size(clean)[0])}
 
 
+def trained_maps(args: argparse.Namespace, sequences: dict[str, list]) -> dict[str, Any]:
+    """The figures of each ``--checkpoint``'s trained regulator at its own T, with its smoothing weights."""
+    from posediffusion.checkpoint import load_model
+
+    out: dict[str, Any] = {}
+    for path in args.checkpoint:
+        model, checkpoint = load_model(path)
+        regulator, frames = model.denoiser.energy, model.config.model.frames
+        if regulator is None:
+            raise SystemExit(f"{path}: this model has no energy regulator")
+        figures = split_figures(regulator, sequences, frames)
+        s = model.smoothing()
+        for kp in ("gt", "det"):
+            figures[kp]["mean_smoothing_weight"] = {
+                part: s * (1 - figures[kp][f"mean_gain{suffix}"])
+                for part, suffix in (("all", ""), ("slowest_third", "_slowest_third"),
+                                     ("fastest_third", "_fastest_third"))}
+        figures.update(checkpoint=str(checkpoint.path), weights=checkpoint.metadata["weights"],
+                       frames=frames, smoothing=s, energy_uses=model.config.model.energy_uses,
+                       slope=float(torch_softplus(regulator.slope_raw)),
+                       offset=float(regulator.offset.detach()))
+        weights = figures["det"]["mean_smoothing_weight"]
+        print(f"{path}: slope {figures['slope']:.2f} offset {figures['offset']:.2f}  det smoothing weight "
+              f"{weights['all']:.2f} (slowest {weights['slowest_third']:.2f}, fastest "
+              f"{weights['fastest_third']:.2f})  spearman det {figures['det']['spearman_root_relative']:.3f}",
+              flush=True)
+        out[path] = figures
+    return out
+
+
+def torch_softplus(value):
+    import torch
+
+    return torch.nn.functional.softplus(value.detach())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.pin_threads(1)
@@ -134,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = common.ensure_dataset(args.data_dir, seed=args.seed)
     start = time.monotonic()
     sequences = {kp: test_split(data_dir, kp) for kp in ("gt", "det")}
+    if args.checkpoint:
+        payload = {"benchmark": "energy_check (trained maps)", "machine": common.machine_info(),
+                   "data_dir": str(data_dir), "test_sequences": len(sequences["gt"]),
+                   "models": trained_maps(args, sequences), "seconds": round(time.monotonic() - start, 1)}
+        common.write_json(args.out, payload)
+        print(f"wrote {args.out}")
+        return 0
     results: dict[str, Any] = {}
     for name, settings in ENERGIES.items():
         regulator = TemporalEnergyRegulator(settings["sigma"], settings["kind"])
