@@ -151,9 +151,9 @@ class PoseDiffusion(nn.Module):
 
     def frame_gains(self, x2d: Tensor, visible: Tensor | None = None) -> Tensor | None:
         """The energy regulator's per-frame gains (B, T) in (0, 1) for (B, T, 17, 2) windows (and their
-        (B, T, 17) visibility, as :meth:`sample` takes it): what scales the temporal blocks' modulation and
-        what :meth:`sample` hands the sampler (``frame_gain``) for these windows. ``None`` without the
-        regulator."""
+        (B, T, 17) visibility, as :meth:`sample` takes it): what :meth:`sample` hands the sampler
+        (``frame_gain``) for these windows and, with ``energy_uses="all"``, what scales the temporal blocks'
+        modulation. ``None`` without the regulator."""
         self._check_input(x2d)
         if self.denoiser.energy is None:
             return None
