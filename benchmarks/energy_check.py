@@ -154,8 +154,7 @@ def trained_maps(args: argparse.Namespace, sequences: dict[str, list]) -> dict[s
                                      ("fastest_third", "_fastest_third"))}
         figures.update(checkpoint=str(checkpoint.path), weights=checkpoint.metadata["weights"],
                        frames=frames, smoothing=s, energy_uses=model.config.model.energy_uses,
-                       slope=float(torch_softplus(regulator.slope_raw)),
-                       offset=float(regulator.offset.detach()))
+                       slope=float(regulator.slope.detach()), offset=float(regulator.offset.detach()))
         weights = figures["det"]["mean_smoothing_weight"]
         print(f"{path}: slope {figures['slope']:.2f} offset {figures['offset']:.2f}  det smoothing weight "
               f"{weights['all']:.2f} (slowest {weights['slowest_third']:.2f}, fastest "
@@ -163,12 +162,6 @@ def trained_maps(args: argparse.Namespace, sequences: dict[str, list]) -> dict[s
               flush=True)
         out[path] = figures
     return out
-
-
-def torch_softplus(value):
-    import torch
-
-    return torch.nn.functional.softplus(value.detach())
 
 
 def main(argv: list[str] | None = None) -> int:

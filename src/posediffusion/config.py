@@ -168,6 +168,14 @@ class ModelConfig:
             raise ValueError("ModelConfig: joint_mask needs motion_features 'bounded' and energy_kind "
                              "'smoothed_speed' (the raw_2d features of old checkpoints take no mask)")
 
+    @property
+    def prompt_attention_blocks(self) -> int:
+        """How many spatial blocks (the first ones) cross-attend to the semantic prompts: ``prompt_blocks``,
+        all ``depth`` when it is ``None``, 0 without semantic prompts."""
+        if not self.semantic_prompts:
+            return 0
+        return self.depth if self.prompt_blocks is None else self.prompt_blocks
+
 
 @dataclass
 class DiffusionConfig:

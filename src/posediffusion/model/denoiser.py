@@ -154,19 +154,19 @@ def _norm(cfg: ModelConfig) -> nn.LayerNorm:
 
 
 class SpatialBlock(nn.Module):
-    """Attention over the J joints of each frame (+ graph branch, + prompt cross-attention).
+    """Attention over the J joints of each frame (+ graph branch, + prompt cross-attention when
+    ``prompt_attention``; the denoiser gives it to the first ``cfg.prompt_attention_blocks`` blocks).
 
     Shapes: x (N, T, J, D), c (N, T or 1, D | 6D) or None, prompts (N, P, D) (per-block keys/values) or
     prompt_kv (N, P, 2D) (shared keys/values) or None -> (N, T, J, D).
     """
 
-    def __init__(self, cfg: ModelConfig, skeleton: Skeleton, prompt_attention: bool | None = None) -> None:
+    def __init__(self, cfg: ModelConfig, skeleton: Skeleton, prompt_attention: bool) -> None:
         super().__init__()
         d = cfg.width
         self.norm_attn = _norm(cfg)
         self.attn = Attention(d, cfg.heads, cfg.attention, cfg.dropout)
         self.graph = AnatomicalGraph(skeleton, d, cfg.graph_hops) if cfg.graph else None
-        prompt_attention = cfg.semantic_prompts if prompt_attention is None else prompt_attention
         self.norm_prompt = nn.LayerNorm(d) if prompt_attention else None
         per_block = cfg.prompt_kv == "per_block"
         self.prompt_attn = (Attention(d, cfg.heads, "math", cfg.dropout, project_context=per_block)
@@ -239,8 +239,8 @@ class Denoiser(nn.Module):
         self.frame_embedding = nn.Parameter(0.02 * torch.randn(cfg.frames, 1, d))  # (T, 1, D)
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.semantic = SemanticPrompts(skeleton, d, cfg.prompt_init) if cfg.semantic_prompts else None
-        attending = cfg.depth if cfg.prompt_blocks is None else cfg.prompt_blocks  # first blocks with prompts
-        shared_kv = cfg.semantic_prompts and cfg.prompt_kv == "shared" and attending > 0
+        attending = cfg.prompt_attention_blocks  # the first spatial blocks cross-attend to the prompts
+        shared_kv = cfg.prompt_kv == "shared" and attending > 0
         self.prompt_key_value = nn.Linear(d, 2 * d) if shared_kv else None
         self.motion = (MotionPrompts(skeleton, d, cfg.motion_features, cfg.energy_sigma)
                        if cfg.motion_prompts else None)
@@ -252,7 +252,7 @@ class Denoiser(nn.Module):
         self.shared_modulation = (nn.Sequential(nn.SiLU(), _modulation(d, 6))
                                   if cfg.conditioning == "adaln_single" else None)
         self.spatial_blocks = nn.ModuleList(
-            SpatialBlock(cfg, skeleton, cfg.semantic_prompts and i < attending) for i in range(cfg.depth))
+            SpatialBlock(cfg, skeleton, prompt_attention=i < attending) for i in range(cfg.depth))
         self.temporal_blocks = nn.ModuleList(TemporalBlock(cfg) for _ in range(cfg.depth))
         self.final_norm = _norm(cfg)
         self.final_modulation = block_modulation(cfg, chunks=2)
@@ -397,8 +397,7 @@ class Denoiser(nn.Module):
         temporal = block + 2 * j * t * d  # + scores and weighted sum over T keys
         if cfg.graph:
             spatial += j * d * d + j * j * d
-        attending = cfg.depth if cfg.prompt_blocks is None else cfg.prompt_blocks
-        attending = attending if cfg.semantic_prompts else 0  # spatial blocks with prompt cross-attention
+        attending = cfg.prompt_attention_blocks  # spatial blocks with prompt cross-attention
         # q + out per joint, scores + sum over P keys (+ k/v per block), in the blocks with prompt attention
         prompt_attention = 2 * j * d * d + 2 * j * prompts * d + per_block_kv * 2 * prompts * d * d / t
         macs = cfg.depth * (spatial + temporal) + attending * prompt_attention

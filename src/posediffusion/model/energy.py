@@ -144,9 +144,14 @@ class TemporalEnergyRegulator(nn.Module):
             return raw_difference_energy(x2d, self.sigma)
         return motion_energy(x2d, self.sigma, visible)
 
+    @property
+    def slope(self) -> Tensor:
+        """The map's slope softplus(alpha) > 0 (a scalar tensor)."""
+        return F.softplus(self.slope_raw)
+
     def gain(self, energy: Tensor) -> Tensor:
         """Monotone map (B, T) energy -> (B, T) gains in (0, 1): sigmoid(softplus(alpha) * e + beta)."""
-        return torch.sigmoid(F.softplus(self.slope_raw) * energy + self.offset)
+        return torch.sigmoid(self.slope * energy + self.offset)
 
     def forward(self, x2d: Tensor, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, T, J, 2) [, visible (B, T, J) bool] -> (energy (B, T), gains (B, T))."""
