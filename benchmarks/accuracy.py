@@ -59,6 +59,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the improved attempt at the semantic prompts: cross-attention in the first spatial block only (~17 %
     # cheaper steps for `small`), the part tokens unchanged
     "prompts_first_block": {"prompt_blocks": 1},
+    # the improved attempt at the graph: the learnable skeletal graph as a per-head bias on the spatial
+    # attention logits (Graphormer-style) instead of a graph-convolution branch (no extra linear layer)
+    "graph_attention_bias": {"graph_mode": "attention_bias"},
     "baseline": {name: False for name in SWITCHES},  # all switches off: the DiT-style (adaLN) network
     "d3dp": dict(D3DP_BASELINE),  # the faithful D3DP/MixSTE baseline: additive timestep, no smoothing
 }

@@ -42,6 +42,9 @@ ENERGY_KINDS = ("smoothed_speed", "raw_2d")
 #: Where the regulator's per-frame gains act: the temporal blocks, the sampler's noise and the smoothing
 #: ("all", the paper's design), or only the smoothing weight (the measured alternative, docs/model.md).
 ENERGY_USES = ("all", "smoothing")
+#: How the anatomical graph enters the spatial blocks: a graph convolution beside the attention (the paper's
+#: design) or a per-head additive bias on the attention logits (the measured alternative, docs/model.md).
+GRAPH_MODES = ("convolution", "attention_bias")
 #: When the sampler's temporal smoothing applies: on every model, or only with the energy regulator (legacy).
 SMOOTHING_MODES = ("always", "with_regulator")
 #: Training timestep distributions (``diffusion.sample_timesteps``).
@@ -98,6 +101,10 @@ class ModelConfig:
     """Anatomical graph diffuser: learnable skeletal graph convolution beside spatial attention."""
     graph_hops: int = 1
     """Skeleton edges of the initial graph connect joints up to this many bones apart (1 = bones)."""
+    graph_mode: str = "convolution"
+    """How the graph acts: "convolution" (a learnable-adjacency graph convolution beside spatial attention,
+    the paper's design) or "attention_bias" (a learnable per-head bias on the spatial attention logits,
+    initialised at -slope_h x bone distance; no extra linear layer)."""
     semantic_prompts: bool = True
     """Body-part prompt tokens: joints receive their part's token and cross-attend to all 7 prompts."""
     prompt_init: str = "text"
@@ -157,7 +164,7 @@ class ModelConfig:
             raise ValueError("ModelConfig: energy_sigma must be > 0 with energy_kind 'smoothed_speed'")
         for name, choices in (("conditioning", CONDITIONING_KINDS), ("prompt_kv", PROMPT_KV_KINDS),
                               ("motion_features", MOTION_FEATURE_KINDS), ("energy_kind", ENERGY_KINDS),
-                              ("energy_uses", ENERGY_USES)):
+                              ("energy_uses", ENERGY_USES), ("graph_mode", GRAPH_MODES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"ModelConfig: {name} must be in {choices}, got {getattr(self, name)!r}")
         for name in ("graph", "semantic_prompts", "motion_prompts", "energy_regulator", "joint_mask"):
@@ -278,7 +285,7 @@ class PoseDiffusionConfig:
 LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"conditioning": "adaln", "prompt_kv": "per_block", "motion_features": "raw_2d",
               "energy_kind": "raw_2d", "energy_sigma": 1.0, "energy_uses": "all", "joint_mask": False,
-              "prompt_blocks": None},
+              "prompt_blocks": None, "graph_mode": "convolution"},
     "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False,
                   "timestep_sampling": "uniform"},
 }

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from posediffusion.config import CONDITIONING_KINDS, D3DP_BASELINE, ModelConfig, preset
+from posediffusion.config import CONDITIONING_KINDS, D3DP_BASELINE, GRAPH_MODES, ModelConfig, preset
 from posediffusion.model.denoiser import Attention, Denoiser, timestep_embedding
 from posediffusion.model.pose_diffusion import PoseDiffusion
 from posediffusion.skeleton import zero_root
@@ -173,6 +173,41 @@ def test_attention_matches_hand_loop():
     assert torch.allclose(attn(x, ctx)[0], expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["math", "sdpa"])
+def test_attention_bias_is_added_to_the_logits(kind):
+    """A bias of 0 on the diagonal and -1e9 elsewhere makes every query attend to itself only: the output is
+    the output layer of the query's own value (independent of the softmax code)."""
+    torch.manual_seed(0)
+    attn = Attention(width=8, heads=2, kind=kind)
+    x = torch.randn(3, 5, 8)
+    bias = torch.full((2, 5, 5), -1e9).diagonal_scatter(torch.zeros(2, 5), dim1=-2, dim2=-1)
+    _, v = attn.key_value(x).split(8, dim=-1)
+    assert torch.allclose(attn(x, bias=bias), attn.out(v), atol=1e-5)
+    assert not torch.allclose(attn(x), attn.out(v), atol=1e-3)
+
+
+def test_graph_bias_form_replaces_the_convolution():
+    """graph_mode="attention_bias": no graph convolution, an (H, J, J) bias table per spatial block that
+    changes the output and gets a gradient; parameters: -(D^2 + J^2 + D) + H J^2 per block."""
+    conv, bias = Denoiser(small_config()), Denoiser(small_config(graph_mode="attention_bias"))
+    for block in bias.spatial_blocks:
+        assert block.graph is None and block.graph_bias.residual.shape == (4, J, J)
+    def count(net: Denoiser) -> int:
+        return sum(p.numel() for p in net.parameters())
+
+    assert count(conv) - count(bias) == 2 * (16 * 16 + J * J + 16 - 4 * J * J)
+    x2d, x_t, t = inputs(bias.cfg)
+    before = run(bias, x2d, x_t, t)
+    with torch.no_grad():
+        bias.spatial_blocks[0].graph_bias.residual[:, :, 3] = -30.0  # no joint attends to the right ankle
+    assert not torch.allclose(run(bias, x2d, x_t, t), before, atol=1e-4)
+    bias(x_t, t, bias.encode_condition(x2d)).square().sum().backward()
+    assert all(block.graph_bias.residual.grad.abs().sum() > 0 for block in bias.spatial_blocks)
+    assert bias.learned_adjacency().shape == (2, J, J)
+    with pytest.raises(ValueError, match="graph_mode"):
+        small_config(graph_mode="gcn")
+
+
 def test_wrong_frames_rejected():
     net = Denoiser(small_config())
     with pytest.raises(ValueError, match="x2d must be"):
@@ -185,14 +220,15 @@ def test_follows_input_dtype():
     assert run(net, x2d.double(), x_t.double(), t).dtype == torch.float64
 
 
+@pytest.mark.parametrize("graph_mode", GRAPH_MODES)
 @pytest.mark.parametrize("prompt_blocks", [None, 1, 0])
 @pytest.mark.parametrize("prompt_kv", ["shared", "per_block"])
 @pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
 @pytest.mark.parametrize("switches_on", [True, False])
-def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv, prompt_blocks):
+def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv, prompt_blocks, graph_mode):
     """Count linear and attention matmuls with forward hooks (independent of the analytic formula)."""
     cfg = small_config(conditioning=conditioning, prompt_kv=prompt_kv, prompt_blocks=prompt_blocks,
-                       **dict.fromkeys(SWITCHES, switches_on))
+                       graph_mode=graph_mode, **dict.fromkeys(SWITCHES, switches_on))
     net = Denoiser(cfg)
     total = [0.0]
 
@@ -201,7 +237,7 @@ def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv
 
     def attention_hook(module: Attention, args, kwargs, _out) -> None:
         x = args[0]
-        given = [a for a in (*args[1:], *kwargs.values()) if a is not None]  # context or key_value
+        given = [a for a in (*args[1:], kwargs.get("context"), kwargs.get("key_value")) if a is not None]
         keys = given[0].shape[1] if given else x.shape[1]
         total[0] += 2 * 2 * x.shape[0] * x.shape[1] * keys * x.shape[2]
 

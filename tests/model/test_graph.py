@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from posediffusion.model.graph import AnatomicalGraph, normalize_adjacency, skeleton_adjacency
+from posediffusion.model.graph import (
+    AnatomicalGraph,
+    SkeletalAttentionBias,
+    head_slopes,
+    normalize_adjacency,
+    skeleton_adjacency,
+)
 from posediffusion.skeleton import H36M_17
 
 J = 17
@@ -96,3 +102,23 @@ def test_residual_learns_non_anatomical_edges_and_stays_valid():
 def test_normalize_adjacency_rows_of_regular_graph():
     a = torch.ones(4, 4)  # complete graph with self-loops: degree 4 everywhere
     assert torch.allclose(normalize_adjacency(a), torch.full((4, 4), 0.25))
+
+
+def test_attention_bias_starts_at_minus_slope_times_bone_distance():
+    # Bone distances by hand: Hip 0 - RHip 1 - RKnee 2 - RAnkle 3; Hip 0 - Spine 7 - Thorax 8 - LShoulder 11
+    # - LElbow 12 - LWrist 13; RAnkle 3 to LWrist 13 through the hip: 3 + 5 = 8.
+    bias = SkeletalAttentionBias(H36M_17, heads=4)().detach()
+    np.testing.assert_allclose(head_slopes(4).numpy(), [1.0, 0.25, 1 / 16, 1 / 64])
+    assert bias.shape == (4, J, J)
+    assert bias[0, 0, 3] == pytest.approx(-3.0) and bias[1, 0, 3] == pytest.approx(-0.75)
+    assert bias[0, 3, 13] == pytest.approx(-8.0) and bias[3, 13, 3] == pytest.approx(-8 / 64)
+    assert torch.all(bias.diagonal(dim1=-2, dim2=-1) == 0)
+
+
+def test_attention_bias_graph_is_the_softmax_of_the_mean_bias():
+    module = SkeletalAttentionBias(H36M_17, heads=2)  # slopes 1 and 1/16
+    graph = module.learned_adjacency().detach().numpy()
+    hops = H36M_17.hop_distances()
+    row = np.exp(-(1 + 1 / 16) / 2 * hops[8])  # Thorax's row
+    np.testing.assert_allclose(graph[8], row / row.sum(), rtol=1e-5)
+    np.testing.assert_allclose(graph.sum(axis=1), 1.0, rtol=1e-6)

@@ -2,9 +2,9 @@
 
 Tokens are one joint in one frame: ``embed(2D) + embed(noisy 3D) + joint + frame (+ part prompt)``.
 L pairs of blocks alternate spatial attention (over the J joints of a frame, with the anatomical graph
-branch and cross-attention to the body-part prompts) and temporal attention (over the T frames of a
-joint). The conditioning c = timestep embedding (+ motion prompt, per frame) enters by
-``ModelConfig.conditioning``:
+(a convolution branch, or a bias on the attention logits) and cross-attention to the body-part prompts)
+and temporal attention (over the T frames of a joint). The conditioning c = timestep embedding (+ motion
+prompt, per frame) enters by ``ModelConfig.conditioning``:
 
 * "adaln_single" (default): pre-norm blocks with adaLN; ONE shared ``SiLU -> Linear(D, 6D)`` makes the
   six shift/scale/gate terms from c, and each block adds its own learned offsets (PixArt-alpha).
@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from posediffusion.config import ModelConfig
 from posediffusion.model.energy import TemporalEnergyRegulator
-from posediffusion.model.graph import AnatomicalGraph
+from posediffusion.model.graph import AnatomicalGraph, SkeletalAttentionBias
 from posediffusion.model.prompts import PROMPT_EMBED_DIM, PROMPT_NAMES, MotionPrompts, SemanticPrompts
 from posediffusion.skeleton import H36M_17, Skeleton, zero_root
 
@@ -76,7 +76,8 @@ def _modulation(width: int, chunks: int) -> nn.Linear:
 class Attention(nn.Module):
     """Multi-head attention; keys/values from ``context`` (self-attention when it is ``None``), or given.
 
-    Shapes: x (n, Lq, D), context (n, Lk, D) or key_value (n, Lk, 2D) -> (n, Lq, D).
+    Shapes: x (n, Lq, D), context (n, Lk, D) or key_value (n, Lk, 2D), bias (h, Lq, Lk) (added to the
+    logits) -> (n, Lq, D).
     ``kind`` "sdpa" uses torch's fused kernel, "math" plain matmul-softmax-matmul (faster for small heads
     on CPU, see docs/model.md). ``project_context=False``: no key/value layer; the caller passes
     ``key_value`` already projected (the shared prompt keys/values, computed once per window).
@@ -90,7 +91,8 @@ class Attention(nn.Module):
         self.key_value = nn.Linear(width, 2 * width) if project_context else None
         self.out = nn.Linear(width, width)
 
-    def forward(self, x: Tensor, context: Tensor | None = None, key_value: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None, key_value: Tensor | None = None,
+                bias: Tensor | None = None) -> Tensor:
         if key_value is None:
             if self.key_value is None:
                 raise ValueError("this attention has no key/value projection: pass key_value")
@@ -102,9 +104,10 @@ class Attention(nn.Module):
         k, v = kv.permute(2, 0, 3, 1, 4)  # each (n, h, Lk, hd)
         p = self.dropout if self.training else 0.0
         if self.kind == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (n, h, Lq, hd)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)  # (n, h, Lq, hd)
         else:
-            weights = torch.softmax((q @ k.transpose(-2, -1)) * hd**-0.5, dim=-1)  # (n, h, Lq, Lk)
+            logits = (q @ k.transpose(-2, -1)) * hd**-0.5  # (n, h, Lq, Lk)
+            weights = torch.softmax(logits if bias is None else logits + bias, dim=-1)
             y = F.dropout(weights, p) @ v  # (n, h, Lq, hd)
         return self.out(y.transpose(1, 2).reshape(n, lq, d))  # (n, Lq, D)
 
@@ -154,8 +157,9 @@ def _norm(cfg: ModelConfig) -> nn.LayerNorm:
 
 
 class SpatialBlock(nn.Module):
-    """Attention over the J joints of each frame (+ graph branch, + prompt cross-attention when
-    ``prompt_attention``; the denoiser gives it to the first ``cfg.prompt_attention_blocks`` blocks).
+    """Attention over the J joints of each frame (+ graph branch, or graph bias on the attention logits,
+    + prompt cross-attention when ``prompt_attention``; the denoiser gives it to the first
+    ``cfg.prompt_attention_blocks`` blocks).
 
     Shapes: x (N, T, J, D), c (N, T or 1, D | 6D) or None, prompts (N, P, D) (per-block keys/values) or
     prompt_kv (N, P, 2D) (shared keys/values) or None -> (N, T, J, D).
@@ -166,7 +170,10 @@ class SpatialBlock(nn.Module):
         d = cfg.width
         self.norm_attn = _norm(cfg)
         self.attn = Attention(d, cfg.heads, cfg.attention, cfg.dropout)
-        self.graph = AnatomicalGraph(skeleton, d, cfg.graph_hops) if cfg.graph else None
+        convolution = cfg.graph and cfg.graph_mode == "convolution"
+        self.graph = AnatomicalGraph(skeleton, d, cfg.graph_hops) if convolution else None
+        self.graph_bias = (SkeletalAttentionBias(skeleton, cfg.heads)
+                           if cfg.graph and cfg.graph_mode == "attention_bias" else None)
         self.norm_prompt = nn.LayerNorm(d) if prompt_attention else None
         per_block = cfg.prompt_kv == "per_block"
         self.prompt_attn = (Attention(d, cfg.heads, "math", cfg.dropout, project_context=per_block)
@@ -180,7 +187,8 @@ class SpatialBlock(nn.Module):
         n, t, j, d = x.shape
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation_terms(self.modulation, c)
         h = modulate(self.norm_attn(x), shift_a, scale_a).reshape(n * t, j, d)  # (N*T, J, D)
-        branch = self.attn(h)  # (N*T, J, D)
+        bias = None if self.graph_bias is None else self.graph_bias().to(h.dtype)  # (H, J, J)
+        branch = self.attn(h, bias=bias)  # (N*T, J, D)
         if self.graph is not None:
             branch = branch + self.graph(h)  # (N*T, J, D)
         x = x + gated(branch.view(n, t, j, d), gate_a)
@@ -375,10 +383,12 @@ class Denoiser(nn.Module):
         return zero_root(out, self.root)
 
     def learned_adjacency(self) -> Tensor | None:
-        """(L, J, J) normalised learned graph of every spatial block, or ``None`` without the graph."""
+        """(L, J, J) learned graph of every spatial block (the normalised adjacency of the convolution, or the
+        attention prior of the bias form: see ``graph.py``), or ``None`` without the graph."""
         if not self.cfg.graph:
             return None
-        return torch.stack([block.graph.learned_adjacency() for block in self.spatial_blocks])
+        graphs = [b.graph if b.graph is not None else b.graph_bias for b in self.spatial_blocks]
+        return torch.stack([graph.learned_adjacency() for graph in graphs])
 
     def flops_per_frame(self) -> float:
         """Analytic matmul FLOPs (2 x multiply-adds) of one network evaluation, per frame of a window.
@@ -395,8 +405,8 @@ class Denoiser(nn.Module):
             block += cond_rows * 6 * d * d  # the block's own modulation layer
         spatial = block + 2 * j * j * d  # + scores and weighted sum over J keys
         temporal = block + 2 * j * t * d  # + scores and weighted sum over T keys
-        if cfg.graph:
-            spatial += j * d * d + j * j * d
+        if cfg.graph and cfg.graph_mode == "convolution":
+            spatial += j * d * d + j * j * d  # the bias form adds no multiply-adds
         attending = cfg.prompt_attention_blocks  # spatial blocks with prompt cross-attention
         # q + out per joint, scores + sum over P keys (+ k/v per block), in the blocks with prompt attention
         prompt_attention = 2 * j * d * d + 2 * j * prompts * d + per_block_kv * 2 * prompts * d * d / t
