@@ -116,6 +116,12 @@ def test_new_models_get_the_new_defaults_and_stored_configs_the_legacy_ones():
     assert with_legacy_defaults([1]) == [1]  # not a mapping: left for from_dict to reject
 
 
+@pytest.mark.parametrize(("regulator", "uses", "expected"),
+                         [(True, "all", True), (True, "smoothing", False), (False, "all", False)])
+def test_gains_act_in_the_network_only_with_the_regulator_and_energy_uses_all(regulator, uses, expected):
+    assert ModelConfig(energy_regulator=regulator, energy_uses=uses).gains_in_network is expected
+
+
 def test_d3dp_baseline_overrides():
     cfg = preset("paper", **D3DP_BASELINE)
     assert not (cfg.model.graph or cfg.model.semantic_prompts or cfg.model.motion_prompts

@@ -176,6 +176,12 @@ class ModelConfig:
                              "'smoothed_speed' (the raw_2d features of old checkpoints take no mask)")
 
     @property
+    def gains_in_network(self) -> bool:
+        """Whether the regulator's per-frame gains act in the network (the temporal blocks' modulation) and
+        in the sampler's noise re-injection eta * g: the regulator is on with ``energy_uses == "all"``."""
+        return self.energy_regulator and self.energy_uses == "all"
+
+    @property
     def prompt_attention_blocks(self) -> int:
         """How many spatial blocks (the first ones) cross-attend to the semantic prompts: ``prompt_blocks``,
         all ``depth`` when it is ``None``, 0 without semantic prompts."""

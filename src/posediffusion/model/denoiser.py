@@ -255,7 +255,7 @@ class Denoiser(nn.Module):
         self.energy = (TemporalEnergyRegulator(cfg.energy_sigma, cfg.energy_kind)
                        if cfg.energy_regulator else None)
         # additive: the gain's way in is a learned per-frame term g_t * gain_embedding added to the tokens
-        additive_gain = cfg.conditioning == "additive" and cfg.energy_regulator and cfg.energy_uses == "all"
+        additive_gain = cfg.conditioning == "additive" and cfg.gains_in_network
         self.gain_embedding = nn.Parameter(0.02 * torch.randn(d)) if additive_gain else None
         self.shared_modulation = (nn.Sequential(nn.SiLU(), _modulation(d, 6))
                                   if cfg.conditioning == "adaln_single" else None)
@@ -362,7 +362,7 @@ class Denoiser(nn.Module):
         """
         x = cond["tokens"] + self.embed_3d(x_t)  # (N, T, J, D)
         c = self.condition_vector(t, cond, x.dtype)  # (N, T|1, D)
-        gain = self.sampler_gain(cond) if self.cfg.energy_uses == "all" else None  # (N, T) or None
+        gain = self.sampler_gain(cond) if self.cfg.gains_in_network else None  # (N, T) or None
         if self.cfg.conditioning == "additive":
             x = x + c[:, :, None]  # (N, T, J, D): c added to every token once
             if self.gain_embedding is not None:

@@ -143,7 +143,7 @@ class PoseDiffusion(nn.Module):
             flip_permutation=perm if flip else None,
             smoothing=self.smoothing(),
             frame_gain=None if gain is None else gain[: x2d.shape[0]],  # the original windows' gain
-            gain_in_eta=self.config.model.energy_uses == "all",
+            gain_in_eta=self.config.model.gains_in_network,
             generator=generator,
             return_all_steps=return_all_steps,
         )
