@@ -97,6 +97,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="ModelConfig/DiffusionConfig overrides applied to every variant (after its own), "
                         "e.g. timestep_sampling=linear")
     p.add_argument("--train-keypoints", default="det", choices=INPUTS)
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="hold this fraction of the training takes out (by take; the trainer's split, "
+                        "seeded by the run's seed) and also score the last checkpoint on them (det 2D, "
+                        "the same H/K): the numbers to choose designs by, not the test split's")
     p.add_argument("--eval-inputs", default=",".join(INPUTS),
                    help="comma-separated 2D inputs to evaluate (default gt,det; 'det' for quick screens)")
     p.add_argument("--snapshot-minutes", default=None, metavar="M[,M]",
@@ -154,7 +158,7 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=True, progress_bar=False,
         tensorboard=False,
         data=DataConfig(dataset=common.DATASET_NAME, data_dir=args.data_dir, keypoints=args.train_keypoints,
-                        val_fraction=0.0),
+                        val_fraction=args.val_fraction),
     )
     start, cpu_start = time.monotonic(), time.process_time()
     result = train(config)
@@ -213,9 +217,11 @@ def learning_curve(args: argparse.Namespace, variant: str, facts: dict[str, Any]
 
 
 def evaluate_variant(args: argparse.Namespace, variant: str, keypoints: str, checkpoint_name: str = "last",
-                     hypotheses: int | None = None, steps: int | None = None) -> dict[str, Any]:
+                     hypotheses: int | None = None, steps: int | None = None,
+                     split: str = "test") -> dict[str, Any]:
     """Evaluate a checkpoint of ``variant`` (default ``last``, H = --hypotheses, K = --steps) on ``keypoints``
-    2D; returns the scores of every subset."""
+    2D of the test subjects (or the run's validation takes: ``split="validation"``); returns the scores of
+    every subset."""
     from posediffusion.evaluate import EvalConfig, evaluate
 
     config = EvalConfig(
@@ -223,6 +229,7 @@ def evaluate_variant(args: argparse.Namespace, variant: str, keypoints: str, che
         hypotheses=hypotheses or args.hypotheses, steps=steps or args.steps, flip=True,
         aggregations=("p-agg", "j-agg"),
         root_sources=("estimated", "ground_truth"), p2=True, camera_ids=(args.camera,), seed=args.seed,
+        split=split,
         data={"data_dir": args.data_dir, "keypoints": keypoints, "max_frames_per_sequence": args.eval_frames},
     )
     start = time.monotonic()
@@ -278,11 +285,17 @@ def run_worker(args: argparse.Namespace, variant: str) -> None:
         evaluations[keypoints] = evaluate_variant(args, variant, keypoints)
         print(f"[{variant}] evaluated on {keypoints} 2D in {evaluations[keypoints]['eval_seconds']} s",
               flush=True)
+    validation = {}
+    if getattr(args, "val_fraction", 0.0) > 0:
+        validation["det"] = evaluate_variant(args, variant, "det", split="validation")
+        print(f"[{variant}] evaluated on the validation takes in {validation['det']['eval_seconds']} s",
+              flush=True)
     curve = learning_curve(args, variant, facts) if curve_minutes(args) else []
     payload = {"variant": variant, "overrides": variant_overrides(args, variant), "learning_curve": curve,
                "energy_map": energy_map(Path(args.runs_dir) / variant),
                "switches_off": [k for k in SWITCHES if VARIANTS[variant].get(k) is False],
-               "training": facts, "evaluations": evaluations, "machine": common.machine_info(),
+               "training": facts, "evaluations": evaluations, "validation": validation,
+               "machine": common.machine_info(),
                "command_args": vars(args)}
     common.write_json(Path(args.out_dir) / f"accuracy_{variant}.json", payload)
     if variant == "full":
@@ -444,10 +457,15 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
         return [seed for seed in seeds if variant in per_seed[seed]]
 
     def value(variant: str, seed: int, metric: str, subset: str) -> float:
+        if metric.startswith("val_"):  # the held-out training takes (--val-fraction)
+            return per_seed[seed][variant]["validation"]["det"]["scores"]["P-Agg"][metric[4:]][subset]
         return per_seed[seed][variant]["evaluations"]["det"]["scores"]["P-Agg"][metric][subset]
 
     def values(variant: str, metric: str, subset: str, among: list[int] | None = None) -> np.ndarray:
         return np.array([value(variant, seed, metric, subset) for seed in (among or seeds_of(variant))])
+
+    def validated(variant: str) -> bool:
+        return all(per_seed[seed][variant].get("validation") for seed in seeds_of(variant))
 
     def std(x: np.ndarray) -> float:
         return float(x.std(ddof=1)) if len(x) > 1 else 0.0
@@ -505,6 +523,20 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
             out.append(f"| {variant} | {','.join(map(str, pair_mpjpe['seeds']))} | "
                        + " | ".join(cell(pair_mpjpe) + cell(pair_fast, 2))
                        + f" | {pair_fast['ratio']:.3f} ({ratios}) |")
+    with_validation = [v for v in variants if validated(v)]
+    if with_validation:
+        out += ["", "Validation (training takes held out with --val-fraction; P-Agg, det 2D, the same H/K): "
+                "the scores to choose a design by. Paired per seed against `full`:\n",
+                "| variant | n | val MPJPE | val MPJPE - full | effect | val MPJVE fast |",
+                "|---|---|---|---|---|---|"]
+        for variant in with_validation:
+            mpjpe, fast = values(variant, "val_mpjpe", "all"), values(variant, "val_mpjve", "fast")
+            pair = paired(variant, "full", "val_mpjpe", "all") if "full" in with_validation else None
+            rows[variant]["val_mpjpe"] = [float(mpjpe.mean()), std(mpjpe)]
+            if pair is not None:
+                rows[variant]["val_minus_full"] = pair
+            out.append(f"| {variant} | {len(mpjpe)} | {mpjpe.mean():.1f} +- {std(mpjpe):.1f} | "
+                       + " | ".join(cell(pair)) + f" | {fast.mean():.2f} +- {std(fast):.2f} |")
     text = "\n".join(out) + "\n"
     common.write_json(out_dir / "accuracy_seeds.json", {"seeds": seeds, "variants": rows})
     from posediffusion.io_utils import write_text_atomic

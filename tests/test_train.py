@@ -245,6 +245,41 @@ def test_select_on_test_is_recorded_and_labelled(tmp_path, data_dir, capsys):
     assert "[TEST SPLIT SELECTION]" in format_report(report)
 
 
+def test_evaluate_split_validation_scores_exactly_the_takes_training_held_out(tmp_path, data_dir, capsys):
+    from posediffusion.evaluate import EvalConfig, evaluate, format_report
+
+    config = tiny_config(data_dir, tmp_path / "run", epochs=1, max_steps=2, seed=5,
+                         data={"dataset": "syn", "data_dir": str(data_dir), "max_frames_per_sequence": 18,
+                               "val_fraction": 0.3})
+    train(config)
+    # what the trainer held out: takes of its own training sequences (all cameras, cut to its 18 frames),
+    # seeded by the run's seed; the evaluation cuts them to 12 frames without changing the split
+    trained_on = load_sequences(config.resolved().data, "train")
+    _, held_out = split_validation(trained_on, 0.3, seed=5)
+    takes = {(s.subject, s.action) for s in held_out}
+    assert takes and takes != {(s.subject, s.action) for s in trained_on}
+    evaluation = evaluate(EvalConfig(checkpoint=str(tmp_path / "run"), checkpoint_name="last", hypotheses=1,
+                                     steps=1, aggregations=("p-agg",), split="validation",
+                                     data={"max_frames_per_sequence": 12}))
+    assert {(s.subject, s.action) for s in evaluation.sequences} == takes
+    report = evaluation.report
+    settings = report["settings"]
+    assert settings["split"] == "validation" and settings["sequences"] == len(held_out)
+    assert settings["frames_scored"] == 12 * len(held_out)  # the eval's truncation, the run's split
+    assert "VALIDATION takes of" in format_report(report)
+    test = evaluate(EvalConfig(checkpoint=str(tmp_path / "run"), checkpoint_name="last", hypotheses=1,
+                               steps=1, aggregations=("p-agg",))).report["settings"]
+    assert test["split"] == "test"
+    assert test["sequences"] == len(load_sequences(config.resolved().data, "test"))
+    without = tiny_config(data_dir, tmp_path / "noval", epochs=1, max_steps=1,
+                          data={"dataset": "syn", "data_dir": str(data_dir), "val_fraction": 0.0})
+    train(without)
+    with pytest.raises(ValueError, match="held out no validation takes"):
+        evaluate(EvalConfig(checkpoint=str(tmp_path / "noval"), hypotheses=1, steps=1, split="validation"))
+    with pytest.raises(ValueError, match="split must be one of"):
+        EvalConfig(checkpoint="x", split="val")
+
+
 def test_help_lists_the_seed_aliases(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--help"])

@@ -52,6 +52,9 @@ TIMESTEP_SAMPLINGS = ("uniform", "linear")
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 BUDGET_CLOCKS = ("wall", "cpu")
 WEIGHT_CHOICES = ("auto", "ema", "raw")
+#: Which sequences ``evaluate`` scores: the test subjects, or the validation takes the checkpoint's training
+#: run held out (its ``val_fraction`` and ``seed``), for model and design selection without the test split.
+EVAL_SPLITS = ("test", "validation")
 #: Hypothesis aggregations of the evaluation protocol (docs/metrics.md); the last two are ORACLES.
 AGGREGATIONS = ("p-agg", "j-agg", "j-best", "p-best")
 #: Root sources of J-Agg: estimated from 2D + intrinsics, the GT trajectory, or camera-free.
@@ -578,6 +581,10 @@ class EvalConfig:
     data: dict[str, Any] = field(default_factory=dict)
     """Overrides of the checkpoint's DataConfig (dataset, data_dir, keypoints, subjects_test, actions,
     max_frames_per_sequence, ...)."""
+    split: str = "test"
+    """Sequences to score: "test" (the test subjects) or "validation" (the takes of the training subjects
+    that the checkpoint's run held out for validation: its ``val_fraction`` and ``seed``; for selection
+    without the test split)."""
     camera_ids: tuple[str, ...] | None = None
     """Only sequences seen by these camera ids (``None`` = all)."""
     max_sequences: int | None = None
@@ -602,6 +609,8 @@ class EvalConfig:
             raise ValueError("hypotheses, steps and batch_size must be >= 1")
         if self.weights not in WEIGHT_CHOICES:
             raise ValueError(f"weights must be auto, ema or raw, got {self.weights!r}")
+        if self.split not in EVAL_SPLITS:
+            raise ValueError(f"split must be one of {EVAL_SPLITS}, got {self.split!r}")
         for name in ("stride", "max_sequences"):
             value = getattr(self, name)
             if value is not None and value < 1:

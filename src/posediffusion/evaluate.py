@@ -41,7 +41,7 @@ from posediffusion.aggregate import (
 from posediffusion.camera import image_coordinates
 from posediffusion.checkpoint import load_model
 from posediffusion.config import DataConfig, EvalConfig, build_config
-from posediffusion.data.selection import load_sequences
+from posediffusion.data.selection import load_sequences, validation_takes
 from posediffusion.data.windows import WindowDataset
 from posediffusion.inference import sample_sequences
 from posediffusion.io_utils import save_npz_atomic, write_text_atomic
@@ -183,12 +183,31 @@ def resolve_data(config: EvalConfig, run_config: dict[str, Any]) -> DataConfig:
     return dataclasses.replace(data, subjects_test=data.with_default_subjects().subjects_test)
 
 
+def load_split(config: EvalConfig, data: DataConfig, run_config: dict[str, Any]) -> list:
+    """The sequences of ``config.split``: the test subjects', or the validation takes the checkpoint's run
+    held out (the training split recomputed from the run's stored data settings, ``val_fraction`` and
+    ``seed``, on the data found at ``data.data_dir``)."""
+    if config.split == "test":
+        return load_sequences(data, "test", camera_ids=config.camera_ids)
+    stored = dict(run_config.get("data") or {})
+    fraction = float(stored.get("val_fraction") or 0.0)
+    if fraction <= 0:
+        raise ValueError(f"{config.checkpoint}: its training run held out no validation takes "
+                         "(val_fraction 0); train with --val-fraction > 0 to evaluate --split validation")
+    kept = ("subjects_train", "actions", "cameras", "max_frames_per_sequence")
+    run_data = dataclasses.replace(data, **{k: stored[k] for k in kept if k in stored})
+    takes = validation_takes(load_sequences(run_data, "train"), fraction, int(run_config.get("seed", 0)))
+    scored = dataclasses.replace(run_data, max_frames_per_sequence=data.max_frames_per_sequence)
+    return [s for s in load_sequences(scored, "train", camera_ids=config.camera_ids)
+            if (s.subject, s.action) in takes]
+
+
 def select_sequences(sequences: list, config: EvalConfig) -> list:
     """Apply the camera and count subsets of ``config``."""
     if config.camera_ids is not None:
         sequences = [s for s in sequences if str(s.camera_id) in set(config.camera_ids)]
         if not sequences:
-            raise ValueError(f"no test sequence is seen by cameras {list(config.camera_ids)}")
+            raise ValueError(f"no {config.split} sequence is seen by cameras {list(config.camera_ids)}")
     if config.max_sequences is not None:
         sequences = sequences[: config.max_sequences]
     return sequences
@@ -222,7 +241,7 @@ def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None,
     ema = None if config.weights == "auto" else config.weights == "ema"
     model, checkpoint = load_model(config.checkpoint, config.checkpoint_name, ema=ema, device=device)
     data = resolve_data(config, checkpoint.run_config)
-    sequences = select_sequences(load_sequences(data, "test", camera_ids=config.camera_ids), config)
+    sequences = select_sequences(load_split(config, data, checkpoint.run_config), config)
     metrics = tuple(m for m in METRICS if m != "p_mpjpe" or config.p2)
     labels = aggregation_labels(config)
     accumulator = ProtocolAccumulator(metrics)
@@ -278,13 +297,14 @@ def build_report(config: EvalConfig, checkpoint: Any, data: DataConfig, sequence
             "root_sources": list(config.root_sources),
             "aggregations": [label for label, _, _ in labels],
             "data": dataclasses.asdict(data),
+            "split": config.split,
             "camera_ids": None if config.camera_ids is None else list(config.camera_ids),
             "max_sequences": config.max_sequences,
             "sequences": len(sequences),
             "frames_scored": frames_scored,
             "seed": config.seed,
         },
-        "protocol": "per action: mean over all scored frames of the test subjects and cameras (takes "
+        "protocol": f"per action: mean over all scored frames of the {config.split} sequences (takes "
                     "merged); reported value: mean over actions; millimetres (MPJVE: mm/frame); per_step[k] "
                     "is DDIM step k+1; labels marked ORACLE use the ground truth",
         "results": {label: results[label] for label, _, _ in labels if label in results},
@@ -297,9 +317,11 @@ def format_report(report: dict[str, Any], per_action: bool = False) -> str:
     metrics = [m for m in METRICS if any(m in r for r in results.values())]
     kind = (f"best on the {s['selection_split']} split" if s["checkpoint_kind"] == "best"
             else f"{s['checkpoint_kind']} checkpoint")
+    scored = (f"subjects {s['data']['subjects_test']}" if s.get("split", "test") == "test"
+              else f"VALIDATION takes of {s['data']['subjects_train']}")
     head = (f"checkpoint {s['checkpoint']} ({s['weights']} weights, preset {s['preset']}, {kind}"
             f"{' [TEST SPLIT SELECTION]' if s['select_on_test'] else ''})\n"
-            f"data {s['data']['dataset']}/{s['data']['keypoints']} subjects {s['data']['subjects_test']}: "
+            f"data {s['data']['dataset']}/{s['data']['keypoints']} {scored}: "
             f"{s['sequences']} sequences, {s['frames_scored']} frames; H={s['hypotheses']} K={s['steps']} "
             f"eta={s['eta']} flip={s['flip']} window {s['window_frames']}/{s['window_stride']}\n")
     width = max(len(label) for label in results) if results else 10

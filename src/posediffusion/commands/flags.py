@@ -23,6 +23,7 @@ from posediffusion.config import (
     AGGREGATIONS,
     AMP_MODES,
     BUDGET_CLOCKS,
+    EVAL_SPLITS,
     LR_SCHEDULES,
     PRESETS,
     ROOT_SOURCES,
@@ -76,6 +77,7 @@ def csv_numbers(kind: type) -> Any:
 CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS), "amp": AMP_MODES, "lr_schedule": LR_SCHEDULES, "budget_clock": BUDGET_CLOCKS,
     "weights": WEIGHT_CHOICES, "aggregations": AGGREGATIONS, "root_sources": ROOT_SOURCES,
+    "split": EVAL_SPLITS,
 }
 
 
@@ -194,6 +196,7 @@ EVAL_FLAGS = (
     Flag("hypotheses", ("-num_proposals",)), Flag("steps", ("-sampling_timesteps",)), Flag("eta"),
     Flag("flip", dest="test_flip"), Flag("p2"), Flag("aggregations"),
     Flag("root_sources", name="--root-source"), Flag("weights"), Flag("camera_ids"), Flag("max_sequences"),
+    Flag("split"),
 )
 
 

@@ -65,9 +65,17 @@ def split_validation(sequences: list[Sequence], fraction: float, seed: int
     Takes are drawn in a seeded random order until ``fraction`` of the frames is reached; at least one take
     stays in training. Splitting by take (not by camera or frame) keeps the same motion out of both sides.
     """
+    chosen = validation_takes(sequences, fraction, seed)
+    val = [s for s in sequences if (s.subject, s.action) in chosen]
+    return [s for s in sequences if (s.subject, s.action) not in chosen], val
+
+
+def validation_takes(sequences: list[Sequence], fraction: float, seed: int) -> set[tuple[str, str]]:
+    """The (subject, action) takes :func:`split_validation` holds out of ``sequences`` (empty for
+    ``fraction <= 0`` or a single take)."""
     takes = sorted({(s.subject, s.action) for s in sequences})
     if fraction <= 0 or len(takes) < 2:
-        return list(sequences), []
+        return set()
     frames = {t: 0 for t in takes}
     for s in sequences:
         frames[(s.subject, s.action)] += s.num_frames
@@ -78,5 +86,4 @@ def split_validation(sequences: list[Sequence], fraction: float, seed: int
             break
         chosen.add(takes[i])
         total += frames[takes[i]]
-    val = [s for s in sequences if (s.subject, s.action) in chosen]
-    return [s for s in sequences if (s.subject, s.action) not in chosen], val
+    return chosen
