@@ -303,3 +303,16 @@ def test_never_seen_joints_are_lifted_and_marked_inferred_in_every_output(tmp_pa
     assert np.array(json.loads(js.read_text())["inferred"])[:, 16].all()
     rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
     assert {r[2] for r in rows if r[9] == "1"} == {"RWrist"}  # the inferred column
+
+
+def test_cli_never_seen_choices_are_the_library_methods():
+    """commands/lift.py spells the choices out (posediffusion.lift imports torch; --help stays fast)."""
+    import argparse
+
+    from posediffusion.commands import lift as lift_command
+    from posediffusion.lift import NEVER_SEEN_METHODS
+
+    parser = argparse.ArgumentParser()
+    lift_command.add_arguments(parser)
+    action = next(a for a in parser._actions if a.dest == "never_seen")
+    assert tuple(action.choices) == NEVER_SEEN_METHODS
