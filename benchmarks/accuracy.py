@@ -97,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="ModelConfig/DiffusionConfig overrides applied to every variant (after its own), "
                         "e.g. timestep_sampling=linear")
     p.add_argument("--train-keypoints", default="det", choices=INPUTS)
+    p.add_argument("--train-stride", type=int, default=None,
+                   help="training window stride in frames (default: the window length, non-overlapping "
+                        "windows on a fixed grid; 1 = every start frame, 27x the distinct windows)")
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="hold this fraction of the training takes out (by take; the trainer's split, "
                         "seeded by the run's seed) and also score the last checkpoint on them (det 2D, "
@@ -158,7 +161,7 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=True, progress_bar=False,
         tensorboard=False,
         data=DataConfig(dataset=common.DATASET_NAME, data_dir=args.data_dir, keypoints=args.train_keypoints,
-                        val_fraction=args.val_fraction),
+                        val_fraction=args.val_fraction, stride=args.train_stride),
     )
     start, cpu_start = time.monotonic(), time.process_time()
     result = train(config)

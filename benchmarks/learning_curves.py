@@ -39,7 +39,8 @@ import common  # noqa: E402
 
 MODEL_NAMES = {"full": "full model", "d3dp": "D3DP-style baseline"}
 #: Training-recipe fields of ``command_args`` that make two diffusion runs different models.
-RECIPE_FIELDS = ("preset", "batch_size", "lr", "lr_schedule", "lr_decay", "ema_decay", "set", "budget_clock")
+RECIPE_FIELDS = ("preset", "batch_size", "lr", "lr_schedule", "lr_decay", "ema_decay", "set", "budget_clock",
+                 "train_stride", "val_fraction")
 TCN_FIELD = "scores.first240.pooled_frames_mpjpe"
 DIFFUSION_FIELD = 'learning_curve[].mpjpe / evaluations.<2D>.scores["P-Agg"]["mpjpe"]["all"]'
 
@@ -106,6 +107,7 @@ def diffusion_points(path: Path, result: dict[str, Any], warnings: list[str]) ->
         warnings.append(f"{path}: no training.train_cpu_seconds, run end placed at its budget {budget:g} min")
     recipe = {key: args.get(key) for key in RECIPE_FIELDS}
     recipe["budget_clock"] = clock
+    recipe["val_fraction"] = recipe.get("val_fraction") or None  # 0 = no held-out takes, as older results
     evaluations = result["evaluations"]
     any_eval = next(iter(evaluations.values()), {})
     settings = any_eval.get("settings", {})
