@@ -308,9 +308,11 @@ def run_worker(args: argparse.Namespace, variant: str) -> None:
 def energy_map(run_dir: Path) -> list[dict[str, Any]]:
     """The regulator's gain map (slope softplus(alpha), offset beta) at every snapshot and ``last``, raw
     and EMA weights (empty without the regulator): its trajectory over training (init 2.0, -1.5)."""
-    import torch
     from safetensors.torch import load_file
 
+    from posediffusion.model.energy import TemporalEnergyRegulator
+
+    regulator = TemporalEnergyRegulator()
     names = sorted((p.parent for p in run_dir.glob("snapshots/*/metadata.json")),
                    key=lambda p: float(p.name.removesuffix("min"))) + [run_dir / "last"]
     out = []
@@ -322,8 +324,9 @@ def energy_map(run_dir: Path) -> list[dict[str, Any]]:
             state = load_file(str(path)) if path.is_file() else {}
             if "denoiser.energy.slope_raw" not in state:
                 continue
-            slope = torch.nn.functional.softplus(state["denoiser.energy.slope_raw"])
-            point[weights] = {"slope": float(slope), "offset": float(state["denoiser.energy.offset"])}
+            regulator.load_state_dict({k.removeprefix("denoiser.energy."): v for k, v in state.items()
+                                       if k.startswith("denoiser.energy.")})
+            point[weights] = {"slope": regulator.slope.item(), "offset": regulator.offset.item()}
         if "model" in point:
             out.append(point)
     return out
