@@ -316,3 +316,23 @@ def test_cli_never_seen_choices_are_the_library_methods():
     lift_command.add_arguments(parser)
     action = next(a for a in parser._actions if a.dest == "never_seen")
     assert tuple(action.choices) == NEVER_SEEN_METHODS
+
+
+def test_cli_stride_sets_the_window_overlap(tmp_path, tiny_checkpoint, capsys):
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, _track(30), (1000, 1000))  # tiny: 9-frame windows
+    windows = {}
+    for flags in ([], ["--stride", "9"]):
+        out = tmp_path / f"out{len(flags)}.npz"
+        assert main(["lift", str(src), "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+                     "--hypotheses", "1", "--steps", "1", *flags]) == 0
+        settings = json.loads(str(np.load(out)["settings"]))
+        windows[settings["stride"]] = settings["windows"]
+    # default 9 // 2 = 4: starts 0, 4, ..., 20 and the last 21 (7 windows); 9: 0, 9, 18, 21 (4 windows)
+    assert windows == {4: 7, 9: 4}
+    capsys.readouterr()
+    for bad, message in (("0", "--stride 0: must be at least 1"), ("10", "stride must be in [1, frames=9]")):
+        out = tmp_path / f"bad{bad}.npz"
+        assert main(["lift", str(src), "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+                     "--stride", bad]) == 2
+        assert message in capsys.readouterr().err and not out.exists()

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             args.input, checkpoint=args.checkpoint, device=args.device, min_confidence=args.min_confidence,
             fps=args.fps, progress=progress, hypotheses=args.hypotheses, steps=args.steps,
             flip=args.flip, aggregation=args.aggregation, keep_hypotheses=args.all_hypotheses,
-            seed=args.seed, scale=scale, height=height, never_seen=args.never_seen)
+            seed=args.seed, scale=scale, height=height, never_seen=args.never_seen, stride=args.stride)
     except MediaPipeUnavailable as err:
         raise ValueError(str(err)) from err  # a one-line error (exit 2), not a traceback
     # All or nothing: every output goes to a temporary file; they are renamed only once all are complete.
