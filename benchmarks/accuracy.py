@@ -62,6 +62,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the improved attempt at the graph: the learnable skeletal graph as a per-head bias on the spatial
     # attention logits (Graphormer-style) instead of a graph-convolution branch (no extra linear layer)
     "graph_attention_bias": {"graph_mode": "attention_bias"},
+    # the improved attempt at the motion prompts: each joint's own smoothed velocity/acceleration added to
+    # its token (Linear(4, D)) instead of one prompt per frame in the conditioning
+    "motion_prompts_tokens": {"motion_prompt_target": "tokens"},
     "baseline": {name: False for name in SWITCHES},  # all switches off: the DiT-style (adaLN) network
     "d3dp": dict(D3DP_BASELINE),  # the faithful D3DP/MixSTE baseline: additive timestep, no smoothing
 }

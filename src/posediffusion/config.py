@@ -45,6 +45,8 @@ ENERGY_USES = ("all", "smoothing")
 #: How the anatomical graph enters the spatial blocks: a graph convolution beside the attention (the paper's
 #: design) or a per-head additive bias on the attention logits (the measured alternative, docs/model.md).
 GRAPH_MODES = ("convolution", "attention_bias")
+#: Where the motion prompts enter: the frame's conditioning (the paper's design), or each joint's token.
+MOTION_PROMPT_TARGETS = ("condition", "tokens")
 #: When the sampler's temporal smoothing applies: on every model, or only with the energy regulator (legacy).
 SMOOTHING_MODES = ("always", "with_regulator")
 #: Training timestep distributions (``diffusion.sample_timesteps``).
@@ -114,6 +116,10 @@ class ModelConfig:
     """Initial prompt tokens: "text" (stored sentence embeddings of part descriptions) or "random"."""
     motion_prompts: bool = True
     """Per-frame prompt from 2D velocity/acceleration/part speed, added to the frame conditioning."""
+    motion_prompt_target: str = "condition"
+    """Where the motion prompts enter: "condition" (one prompt per frame from all joints' motion, added to the
+    frame's conditioning c; the paper's design) or "tokens" (each joint's own smoothed velocity and
+    acceleration, Linear(4, D), added to that joint's token; needs the "bounded" features)."""
     energy_regulator: bool = True
     """Temporal energy regulator: per-frame gains for the temporal blocks and the sampler."""
     energy_sigma: float = 3.0
@@ -167,7 +173,8 @@ class ModelConfig:
             raise ValueError("ModelConfig: energy_sigma must be > 0 with energy_kind 'smoothed_speed'")
         for name, choices in (("conditioning", CONDITIONING_KINDS), ("prompt_kv", PROMPT_KV_KINDS),
                               ("motion_features", MOTION_FEATURE_KINDS), ("energy_kind", ENERGY_KINDS),
-                              ("energy_uses", ENERGY_USES), ("graph_mode", GRAPH_MODES)):
+                              ("energy_uses", ENERGY_USES), ("graph_mode", GRAPH_MODES),
+                              ("motion_prompt_target", MOTION_PROMPT_TARGETS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"ModelConfig: {name} must be in {choices}, got {getattr(self, name)!r}")
         for name in ("graph", "semantic_prompts", "motion_prompts", "energy_regulator", "joint_mask"):
@@ -177,6 +184,13 @@ class ModelConfig:
                                 or (self.energy_regulator and self.energy_kind == "raw_2d")):
             raise ValueError("ModelConfig: joint_mask needs motion_features 'bounded' and energy_kind "
                              "'smoothed_speed' (the raw_2d features of old checkpoints take no mask)")
+        if self.motion_prompt_target == "tokens" and self.motion_features != "bounded":
+            raise ValueError("ModelConfig: motion_prompt_target 'tokens' needs motion_features 'bounded'")
+
+    @property
+    def motion_in_condition(self) -> bool:
+        """Whether the motion prompts enter the (then per-frame) conditioning c: target "condition"."""
+        return self.motion_prompts and self.motion_prompt_target == "condition"
 
     @property
     def gains_in_network(self) -> bool:
@@ -294,7 +308,7 @@ class PoseDiffusionConfig:
 LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"conditioning": "adaln", "prompt_kv": "per_block", "motion_features": "raw_2d",
               "energy_kind": "raw_2d", "energy_sigma": 1.0, "energy_uses": "all", "joint_mask": False,
-              "prompt_blocks": None, "graph_mode": "convolution"},
+              "prompt_blocks": None, "graph_mode": "convolution", "motion_prompt_target": "condition"},
     "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False,
                   "timestep_sampling": "uniform"},
 }

@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from posediffusion.config import CONDITIONING_KINDS, D3DP_BASELINE, GRAPH_MODES, ModelConfig, preset
+from posediffusion.config import (
+    CONDITIONING_KINDS,
+    D3DP_BASELINE,
+    GRAPH_MODES,
+    MOTION_PROMPT_TARGETS,
+    ModelConfig,
+    preset,
+)
 from posediffusion.model.denoiser import Attention, Denoiser, timestep_embedding
 from posediffusion.model.pose_diffusion import PoseDiffusion
 from posediffusion.skeleton import zero_root
@@ -220,15 +227,18 @@ def test_follows_input_dtype():
     assert run(net, x2d.double(), x_t.double(), t).dtype == torch.float64
 
 
-@pytest.mark.parametrize("graph_mode", GRAPH_MODES)
+@pytest.mark.parametrize(("graph_mode", "motion_target"),
+                         list(zip(GRAPH_MODES, MOTION_PROMPT_TARGETS, strict=True)))
 @pytest.mark.parametrize("prompt_blocks", [None, 1, 0])
 @pytest.mark.parametrize("prompt_kv", ["shared", "per_block"])
 @pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
 @pytest.mark.parametrize("switches_on", [True, False])
-def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv, prompt_blocks, graph_mode):
+def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv, prompt_blocks, graph_mode,
+                                            motion_target):
     """Count linear and attention matmuls with forward hooks (independent of the analytic formula)."""
     cfg = small_config(conditioning=conditioning, prompt_kv=prompt_kv, prompt_blocks=prompt_blocks,
-                       graph_mode=graph_mode, **dict.fromkeys(SWITCHES, switches_on))
+                       graph_mode=graph_mode, motion_prompt_target=motion_target,
+                       **dict.fromkeys(SWITCHES, switches_on))
     net = Denoiser(cfg)
     total = [0.0]
 

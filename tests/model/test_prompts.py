@@ -122,3 +122,46 @@ def test_a_jump_keeps_the_conditioning_within_10x_of_an_ordinary_window():
             norms = [net.condition_vector(t, net.encode_condition(x), torch.float32).norm(dim=-1).max()
                      for x in (ordinary, jump)]
         assert (norms[1] <= 10 * norms[0]) == bounded, (kind, norms)
+
+
+def test_token_motion_prompts_give_each_joint_its_own_motion_by_hand():
+    # only the left wrist (13) moves, at (0.02, 0) body sizes per frame (the body size barely changes:
+    # the median over frames of the RMS radius is taken from the still-dominated frames' own values)
+    g = torch.Generator().manual_seed(0)
+    x2d = 0.1 * torch.randn(1, 1, J, 2, generator=g).expand(1, 9, J, 2).clone()
+    size = body_size(x2d)
+    x2d[:, :, 13, 0] += torch.arange(9.0) * 0.02 * size
+    module = MotionPrompts(H36M_17, 8, target="tokens")
+    feats = module.joint_features(x2d)  # (1, 9, J, 4)
+    u = 0.02 * size / body_size(x2d)  # the wrist's velocity in the window's own body sizes
+    assert torch.allclose(feats[0, :, 13, 0], torch.tanh(u / VELOCITY_SCALE).expand(9), atol=1e-5)
+    assert torch.allclose(feats[0, :, 13, 1:], torch.zeros(9, 3), atol=1e-4)
+    others = [k for k in range(J) if k != 13]
+    assert torch.equal(feats[0][:, others], torch.zeros(9, J - 1, 4))
+    out = module(x2d)  # (1, 9, J, 8)
+    w, b = module.token_projection.weight, module.token_projection.bias
+    assert out.shape == (1, 9, J, 8)
+    assert torch.allclose(out[0, :, 13], feats[0, :, 13] @ w.T + b, atol=1e-6)
+    assert torch.allclose(out[0, :, 0], b.expand(9, 8), atol=1e-6)  # a still joint: the bias only
+    with pytest.raises(ValueError, match="tokens"):
+        MotionPrompts(H36M_17, 8, kind="raw_2d", target="tokens")
+
+
+def test_denoiser_with_token_motion_prompts_keeps_c_per_window():
+    cfg = preset("tiny", motion_prompt_target="tokens").model
+    net = Denoiser(cfg)
+    x2d = 0.1 * torch.randn(2, cfg.frames, J, 2, generator=torch.Generator().manual_seed(1))
+    cond = net.encode_condition(x2d)
+    assert "frame_prompt" not in cond
+    c = net.condition_vector(torch.tensor([3, 500]), cond, torch.float32)
+    assert c.shape == (2, 1, cfg.width)  # only the timestep: the motion is in the tokens
+    moving = x2d.clone()
+    moving[:, :, 13] += torch.linspace(0, 0.3, cfg.frames)[None, :, None]
+    assert not torch.allclose(net.encode_condition(moving)["tokens"], cond["tokens"])
+    x_t = torch.randn(2, cfg.frames, J, 3)
+    net(x_t, torch.tensor([3, 500]), net.encode_condition(moving)).square().sum().backward()
+    assert net.motion.token_projection.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="motion_prompt_target"):
+        preset("tiny", motion_prompt_target="frame")
+    with pytest.raises(ValueError, match="needs motion_features 'bounded'"):
+        preset("tiny", motion_prompt_target="tokens", motion_features="raw_2d")

@@ -250,8 +250,8 @@ class Denoiser(nn.Module):
         attending = cfg.prompt_attention_blocks  # the first spatial blocks cross-attend to the prompts
         shared_kv = cfg.prompt_kv == "shared" and attending > 0
         self.prompt_key_value = nn.Linear(d, 2 * d) if shared_kv else None
-        self.motion = (MotionPrompts(skeleton, d, cfg.motion_features, cfg.energy_sigma)
-                       if cfg.motion_prompts else None)
+        self.motion = (MotionPrompts(skeleton, d, cfg.motion_features, cfg.energy_sigma,
+                                     cfg.motion_prompt_target) if cfg.motion_prompts else None)
         self.energy = (TemporalEnergyRegulator(cfg.energy_sigma, cfg.energy_kind)
                        if cfg.energy_regulator else None)
         # additive: the gain's way in is a learned per-frame term g_t * gain_embedding added to the tokens
@@ -281,10 +281,11 @@ class Denoiser(nn.Module):
         Returns:
             ``tokens`` (B, T, J, D) 2D + joint (+ frame, except with "additive" conditioning) (+ part
             prompt) embedding; with semantic prompts ``prompt_kv`` (B, P, 2D) their keys/values
-            (``prompt_kv="shared"``) or ``prompts`` (B, P, D) (``"per_block"``); with motion prompts
-            ``frame_prompt`` (B, T, D); with the energy regulator ``energy`` (B, T) and the gain
-            ``GAIN_KEY`` (B, T) in (0, 1); with ``cfg.joint_mask`` the mask used, ``visible`` (B, T, J)
-            bool. Batch-independent values are expanded, not copied.
+            (``prompt_kv="shared"``) or ``prompts`` (B, P, D) (``"per_block"``); with motion prompts in
+            the conditioning ``frame_prompt`` (B, T, D) (target "tokens": added to ``tokens``); with the
+            energy regulator ``energy`` (B, T) and the gain ``GAIN_KEY`` (B, T) in (0, 1); with
+            ``cfg.joint_mask`` the mask used, ``visible`` (B, T, J) bool. Batch-independent values are
+            expanded, not copied.
         """
         b, t, j, _ = x2d.shape
         if t != self.cfg.frames or j != self.cfg.num_joints:
@@ -307,10 +308,12 @@ class Denoiser(nn.Module):
                 cond["prompt_kv"] = self.prompt_key_value(prompts).expand(b, -1, -1)  # (B, P, 2D), once
             else:
                 cond["prompts"] = prompts.expand(b, -1, -1)  # (B, P, D)
+        if self.motion is not None and not self.cfg.motion_in_condition:
+            tokens = tokens + self.motion(x2d, visible)  # (B, T, J, D): each joint's own motion
         cond["tokens"] = tokens
         if visible is not None:
             cond["visible"] = visible
-        if self.motion is not None:
+        if self.motion is not None and self.cfg.motion_in_condition:
             cond["frame_prompt"] = self.motion(x2d, visible)  # (B, T, D)
         if self.energy is not None:
             cond["energy"], cond[GAIN_KEY] = self.energy(x2d, visible)  # (B, T), (B, T)
@@ -343,9 +346,9 @@ class Denoiser(nn.Module):
         return {f"energy.{name}" for name in self.energy.no_weight_decay()}
 
     def condition_vector(self, t: Tensor, cond: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
-        """c = MLP(sinusoid(t)) (N, 1, D), plus the motion prompt per frame (N, T, D) when it is on."""
+        """c = MLP(sinusoid(t)) (N, 1, D), plus the motion prompt per frame (N, T, D) when it enters c."""
         c = self.time_mlp(timestep_embedding(t, self.cfg.width).to(dtype))[:, None]  # (N, 1, D)
-        if self.motion is not None:
+        if self.cfg.motion_in_condition:
             c = c + cond["frame_prompt"]  # (N, T, D)
         return c
 
@@ -398,7 +401,7 @@ class Denoiser(nn.Module):
         """
         cfg, d, j, t = self.cfg, self.cfg.width, self.cfg.num_joints, self.cfg.frames
         hidden, prompts = int(round(d * cfg.mlp_ratio)), len(PROMPT_NAMES)
-        cond_rows = 1.0 if cfg.motion_prompts else 1.0 / t  # c is per frame with motion prompts
+        cond_rows = 1.0 if cfg.motion_in_condition else 1.0 / t  # c is per frame with motion prompts in c
         per_block_kv = cfg.prompt_kv == "per_block"
         block = j * (4 * d * d + 2 * d * hidden)  # q, kv, out, MLP
         if cfg.conditioning == "adaln":
@@ -414,8 +417,10 @@ class Denoiser(nn.Module):
         macs += j * (5 + cfg.joint_mask) * d + j * d * 3  # 2D (+ visibility) + 3D embeddings, head
         macs += 2 * d * d / t  # timestep MLP
         macs += cond_rows * d * d * {"adaln": 2, "adaln_single": 6, "additive": 0}[cfg.conditioning]
-        if cfg.motion_prompts:
+        if cfg.motion_in_condition:
             macs += (4 * j + 6) * d + d * d
+        elif cfg.motion_prompts:  # Linear(4, D) per token
+            macs += j * 4 * d
         if cfg.semantic_prompts:  # projection of the prompt tokens (+ shared k/v), once per window
             shared_kv = not per_block_kv and attending > 0
             macs += prompts * PROMPT_EMBED_DIM * d / t + shared_kv * 2 * prompts * d * d / t
