@@ -65,6 +65,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the improved attempt at the motion prompts: each joint's own smoothed velocity/acceleration added to
     # its token (Linear(4, D)) instead of one prompt per frame in the conditioning
     "motion_prompts_tokens": {"motion_prompt_target": "tokens"},
+    # the three components in their improved forms together (the graph as attention bias, the semantic
+    # prompts in the first block, the regulator setting only the smoothing weight): chosen from the single
+    # changes above, to be confirmed on validation takes before any default changes
+    "improved": {"graph_mode": "attention_bias", "prompt_blocks": 1, "energy_uses": "smoothing",
+                 "smoothing": 1.0},
     "baseline": {name: False for name in SWITCHES},  # all switches off: the DiT-style (adaLN) network
     "d3dp": dict(D3DP_BASELINE),  # the faithful D3DP/MixSTE baseline: additive timestep, no smoothing
 }
