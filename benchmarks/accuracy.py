@@ -73,6 +73,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {name: False for name in SWITCHES},  # all switches off: the DiT-style (adaLN) network
     "d3dp": dict(D3DP_BASELINE),  # the faithful D3DP/MixSTE baseline: additive timestep, no smoothing
 }
+#: Variants whose learned graph is plotted (``adjacency_<variant>.png/.json``).
+GRAPH_PLOTS = ("full", "graph_attention_bias", "improved")
 #: The variant ratios and paired differences are taken against (when present).
 REFERENCE = "d3dp"
 INPUTS = ("gt", "det")
@@ -309,8 +311,8 @@ def run_worker(args: argparse.Namespace, variant: str) -> None:
                "machine": common.machine_info(),
                "command_args": vars(args)}
     common.write_json(Path(args.out_dir) / f"accuracy_{variant}.json", payload)
-    if variant == "full":
-        plot_adjacency(Path(args.runs_dir) / variant, Path(args.out_dir))
+    if variant in GRAPH_PLOTS:
+        plot_adjacency(Path(args.runs_dir) / variant, Path(args.out_dir), variant)
 
 
 def energy_map(run_dir: Path) -> list[dict[str, Any]]:
@@ -579,27 +581,29 @@ def write_report(out_dir: Path) -> None:
     print(text)
 
 
-def plot_adjacency(run_dir: Path, out_dir: Path) -> None:
-    """Plot the learned normalised adjacency (mean over spatial blocks) and its change from the skeleton."""
+def plot_adjacency(run_dir: Path, out_dir: Path, variant: str = "full") -> None:
+    """Plot the learned graph (mean over spatial blocks) and its change from the initial one (the same
+    network freshly built): the normalised adjacency of the convolution, or the attention prior of the bias
+    form (``Denoiser.learned_adjacency``). Writes ``adjacency_<variant>.png/.json``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
     from posediffusion.checkpoint import load_model
-    from posediffusion.model.graph import normalize_adjacency, skeleton_adjacency
+    from posediffusion.model.pose_diffusion import PoseDiffusion
     from posediffusion.skeleton import H36M_17
 
     model, _ = load_model(run_dir, "last")
     learned = model.denoiser.learned_adjacency().detach().numpy()  # (L, J, J)
-    initial = normalize_adjacency(torch.from_numpy(skeleton_adjacency(H36M_17,
-                                                                      model.config.model.graph_hops))).numpy()
+    initial = PoseDiffusion.from_config(model.config).denoiser.learned_adjacency()[0].detach().numpy()
     mean, change = learned.mean(0), learned.mean(0) - initial
     names = list(H36M_17.joints)
+    form = model.config.model.graph_mode
     fig, axes = plt.subplots(1, 2, figsize=(13, 6))
-    for ax, matrix, title, cmap in ((axes[0], mean, "learned A_hat (mean over spatial blocks)", "viridis"),
-                                    (axes[1], change, "learned - initial skeleton A_hat", "RdBu_r")):
+    for ax, matrix, title, cmap in ((axes[0], mean, f"learned graph ({form}; mean over spatial blocks)",
+                                     "viridis"),
+                                    (axes[1], change, "learned - initial graph", "RdBu_r")):
         limit = np.abs(matrix).max() if cmap == "RdBu_r" else None
         image = ax.imshow(matrix, cmap=cmap, vmin=-limit if limit else None, vmax=limit)
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
@@ -609,12 +613,14 @@ def plot_adjacency(run_dir: Path, out_dir: Path) -> None:
     fig.tight_layout()
     from posediffusion.io_utils import atomic_path
 
-    with atomic_path(out_dir / "adjacency_full.png") as tmp:
+    with atomic_path(out_dir / f"adjacency_{variant}.png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    skeleton = H36M_17.hop_distances() == 1
     off_skeleton = [(float(change[i, k]), names[i], names[k]) for i in range(len(names))
-                    for k in range(i + 1, len(names)) if initial[i, k] == 0]
-    common.write_json(out_dir / "adjacency_full.json", {
+                    for k in range(i + 1, len(names)) if not skeleton[i, k]]
+    common.write_json(out_dir / f"adjacency_{variant}.json", {
+        "graph_mode": form,
         "per_block_max_abs_change": [float(np.abs(layer - initial).max()) for layer in learned],
         "mean_abs_change": float(np.abs(change).mean()),
         "largest_new_couplings": [{"joints": [a, b], "weight": w}
@@ -652,9 +658,10 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         run_all(args)
         print(f"accuracy benchmark: {time.monotonic() - start:.0f} s wall", flush=True)
-    full_run, plot = Path(args.runs_dir) / "full", Path(args.out_dir) / "adjacency_full.png"
-    if (full_run / "last").is_dir() and not plot.is_file():
-        plot_adjacency(full_run, Path(args.out_dir))
+    for variant in GRAPH_PLOTS:
+        run, plot = Path(args.runs_dir) / variant, Path(args.out_dir) / f"adjacency_{variant}.png"
+        if (run / "last").is_dir() and not plot.is_file():
+            plot_adjacency(run, Path(args.out_dir), variant)
     write_report(Path(args.out_dir))
     return 0
 
