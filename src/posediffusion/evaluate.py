@@ -41,7 +41,7 @@ from posediffusion.aggregate import (
 from posediffusion.camera import image_coordinates
 from posediffusion.checkpoint import load_model
 from posediffusion.config import DataConfig, EvalConfig, build_config
-from posediffusion.data.selection import load_sequences, validation_takes
+from posediffusion.data.selection import load_sequences, truncate_sequence, validation_takes
 from posediffusion.data.windows import WindowDataset
 from posediffusion.inference import sample_sequences
 from posediffusion.io_utils import save_npz_atomic, write_text_atomic
@@ -194,12 +194,16 @@ def load_split(config: EvalConfig, data: DataConfig, run_config: dict[str, Any])
     if fraction <= 0:
         raise ValueError(f"{config.checkpoint}: its training run held out no validation takes "
                          "(val_fraction 0); train with --val-fraction > 0 to evaluate --split validation")
-    kept = ("subjects_train", "actions", "cameras", "max_frames_per_sequence")
-    run_data = dataclasses.replace(data, **{k: stored[k] for k in kept if k in stored})
-    takes = validation_takes(load_sequences(run_data, "train"), fraction, int(run_config.get("seed", 0)))
-    scored = dataclasses.replace(run_data, max_frames_per_sequence=data.max_frames_per_sequence)
-    return [s for s in load_sequences(scored, "train", camera_ids=config.camera_ids)
-            if (s.subject, s.action) in takes]
+    kept = ("subjects_train", "actions", "cameras")
+    run_data = dataclasses.replace(data, max_frames_per_sequence=None,
+                                   **{k: stored[k] for k in kept if k in stored})
+    sequences = load_sequences(run_data, "train")  # whole takes, every camera: loaded once
+    run_frames = stored.get("max_frames_per_sequence")  # the split counted the frames the run had
+    as_trained = [truncate_sequence(s, run_frames) for s in sequences] if run_frames else sequences
+    takes = validation_takes(as_trained, fraction, int(run_config.get("seed", 0)))
+    held_out = [s for s in sequences if (s.subject, s.action) in takes]  # cameras: select_sequences
+    frames = data.max_frames_per_sequence
+    return [truncate_sequence(s, frames) for s in held_out] if frames else held_out
 
 
 def select_sequences(sequences: list, config: EvalConfig) -> list:

@@ -308,13 +308,15 @@ class Denoiser(nn.Module):
                 cond["prompt_kv"] = self.prompt_key_value(prompts).expand(b, -1, -1)  # (B, P, 2D), once
             else:
                 cond["prompts"] = prompts.expand(b, -1, -1)  # (B, P, D)
-        if self.motion is not None and not self.cfg.motion_in_condition:
-            tokens = tokens + self.motion(x2d, visible)  # (B, T, J, D): each joint's own motion
+        if self.motion is not None:
+            motion = self.motion(x2d, visible)  # (B, T, D) per frame, or (B, T, J, D) per joint ("tokens")
+            if self.cfg.motion_in_condition:
+                cond["frame_prompt"] = motion
+            else:
+                tokens = tokens + motion
         cond["tokens"] = tokens
         if visible is not None:
             cond["visible"] = visible
-        if self.motion is not None and self.cfg.motion_in_condition:
-            cond["frame_prompt"] = self.motion(x2d, visible)  # (B, T, D)
         if self.energy is not None:
             cond["energy"], cond[GAIN_KEY] = self.energy(x2d, visible)  # (B, T), (B, T)
         return cond
