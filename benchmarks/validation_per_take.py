@@ -2,7 +2,8 @@
 
 The validation table of ``accuracy.py`` pools all frames of a seed's validation takes; with 10-13 takes a
 single unusual take can move the pooled number by several millimetres. This script scores each take
-separately (P-Agg, det 2D, the same camera, frames, H, K and flip as ``accuracy.py``) for two variants of
+separately (P-Agg, det 2D; by default the same camera, frames, H, K and flip as ``accuracy.py``; ``--camera
+all --eval-frames 0`` scores every camera and frame of the takes: less evaluation noise) for two variants of
 the same seed and prints the paired per-take differences, so one can see whether a pooled difference comes
 from most takes or from a few.
 
@@ -30,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--variants", default="full,improved", help="two variants: A,B (differences are B - A)")
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--camera", default="54138969")
-    p.add_argument("--eval-frames", type=int, default=240)
+    p.add_argument("--camera", default="54138969", help='camera id, or "all" (every camera of the takes)')
+    p.add_argument("--eval-frames", type=int, default=240, help="first N frames of each take (0 = all)")
     p.add_argument("--hypotheses", type=int, default=5)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out", help="JSON with every take's MPJPE per variant")
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         config = EvalConfig(
             checkpoint=str(Path(args.runs_dir) / f"seed{args.seed}" / variant), checkpoint_name="last",
             hypotheses=args.hypotheses, steps=args.steps, flip=True, aggregations=("p-agg",),
-            root_sources=("estimated",), camera_ids=(args.camera,), seed=args.seed, split="validation",
-            data={"data_dir": args.data_dir, "keypoints": "det", "max_frames_per_sequence": args.eval_frames})
+            root_sources=("estimated",), camera_ids=None if args.camera == "all" else (args.camera,),
+            seed=args.seed, split="validation",
+            data={"data_dir": args.data_dir, "keypoints": "det",
+                  "max_frames_per_sequence": args.eval_frames or None})
         evaluation = evaluate(config, keep=lambda _seq: True)
         (label,) = evaluation.predictions  # P-Agg
         for seq in evaluation.sequences:
