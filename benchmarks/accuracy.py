@@ -492,13 +492,17 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
     def std(x: np.ndarray) -> float:
         return float(x.std(ddof=1)) if len(x) > 1 else 0.0
 
-    def paired(variant: str, other: str, metric: str, subset: str) -> dict[str, Any] | None:
+    def paired(variant: str, other: str, metric: str, subset: str,
+               spread_of: str = "variants") -> dict[str, Any] | None:
+        """Paired per-seed difference; the effect's spread is the larger std of the two variants over
+        their seeds, or (``spread_of="differences"``) the std of the paired differences."""
         both = [seed for seed in seeds_of(variant) if seed in seeds_of(other)]
         if variant == other or not both:
             return None
         a, b = values(variant, metric, subset, both), values(other, metric, subset, both)
-        spread = max(std(values(variant, metric, subset)), std(values(other, metric, subset)))
         diff = a - b
+        spread = (std(diff) if spread_of == "differences"
+                  else max(std(values(variant, metric, subset)), std(values(other, metric, subset))))
         return {"seeds": both, "per_seed": diff.tolist(), "mean": float(diff.mean()),
                 "ratio_per_seed": (a / b).tolist(), "ratio": float((a / b).mean()), "spread": spread,
                 "effect": len(both) > 1 and abs(float(diff.mean())) > 2 * spread}
@@ -530,35 +534,37 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
             cells += cell(pair)
         rows[variant] = row
         out.append(f"| {variant} | " + " | ".join(cells) + " |")
+    def against(reference: str, candidates: list[str], with_ratio: bool) -> list[str]:
+        """Table rows of MPJPE and fastest-third MPJVE paired per seed against ``reference`` (recorded in
+        ``rows[variant]["minus_<reference>"]``), optionally with the MPJVE ratio."""
+        lines = []
+        for variant in candidates:
+            pair_mpjpe = paired(variant, reference, "mpjpe", "all")
+            pair_fast = paired(variant, reference, "mpjve", "fast")
+            if pair_mpjpe is None:
+                continue
+            rows[variant][f"minus_{reference}"] = {"mpjpe": pair_mpjpe, "mpjve_fast": pair_fast}
+            ratio = ""
+            if with_ratio:
+                ratios = ", ".join(f"{r:.3f}" for r in pair_fast["ratio_per_seed"])
+                ratio = f" | {pair_fast['ratio']:.3f} ({ratios})"
+            lines.append(f"| {variant} | {','.join(map(str, pair_mpjpe['seeds']))} | "
+                         + " | ".join(cell(pair_mpjpe) + cell(pair_fast, 2)) + ratio + " |")
+        return lines
+
     if REGULATOR_OFF in variants:
         out += ["", f"Against `{REGULATOR_OFF}` (regulator off, the same constant smoothing), paired per "
                 "seed:\n",
                 "| variant | seeds | MPJPE - regulator-off | effect | MPJVE fast - regulator-off | effect "
                 "| MPJVE fast / regulator-off |", "|---|---|---|---|---|---|---|"]
-        for variant in variants:
-            pair_mpjpe = paired(variant, REGULATOR_OFF, "mpjpe", "all")
-            pair_fast = paired(variant, REGULATOR_OFF, "mpjve", "fast")
-            if pair_mpjpe is None:
-                continue
-            rows[variant][f"minus_{REGULATOR_OFF}"] = {"mpjpe": pair_mpjpe, "mpjve_fast": pair_fast}
-            ratios = ", ".join(f"{r:.3f}" for r in pair_fast["ratio_per_seed"])
-            out.append(f"| {variant} | {','.join(map(str, pair_mpjpe['seeds']))} | "
-                       + " | ".join(cell(pair_mpjpe) + cell(pair_fast, 2))
-                       + f" | {pair_fast['ratio']:.3f} ({ratios}) |")
+        out += against(REGULATOR_OFF, variants, with_ratio=True)
     in_improved = [v for v in variants if v.startswith("improved_")]
     if in_improved and "improved" in variants:
         out += ["", "Each component off in the improved design, paired per seed against `improved` (a "
                 "positive difference: the component helps):\n",
                 "| variant | seeds | MPJPE - improved | effect | MPJVE fast - improved | effect |",
                 "|---|---|---|---|---|---|"]
-        for variant in in_improved:
-            pair_mpjpe = paired(variant, "improved", "mpjpe", "all")
-            pair_fast = paired(variant, "improved", "mpjve", "fast")
-            if pair_mpjpe is None:
-                continue
-            rows[variant]["minus_improved"] = {"mpjpe": pair_mpjpe, "mpjve_fast": pair_fast}
-            out.append(f"| {variant} | {','.join(map(str, pair_mpjpe['seeds']))} | "
-                       + " | ".join(cell(pair_mpjpe) + cell(pair_fast, 2)) + " |")
+        out += against("improved", in_improved, with_ratio=False)
     with_validation = [v for v in variants if validated(v)]
     if with_validation:
         out += ["", "Validation (training takes held out with --val-fraction; P-Agg, det 2D, the same H/K): "
@@ -570,18 +576,16 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
                 "|---|---|---|---|---|---|---|---|"]
         for variant in with_validation:
             mpjpe = values(variant, "val_mpjpe", "all")
-            pairs = {metric: paired(variant, "full", metric, subset) if "full" in with_validation else None
+            pairs = {metric: paired(variant, "full", metric, subset, spread_of="differences")
+                     if "full" in with_validation else None
                      for metric, subset in (("val_mpjpe", "all"), ("val_p_mpjpe", "all"),
                                             ("val_mpjve", "fast"))}
             pair = pairs["val_mpjpe"]
             rows[variant]["val_mpjpe"] = [float(mpjpe.mean()), std(mpjpe)]
             cells = ["-"] * 5
             if pair is not None:
-                spread = std(np.array(pair["per_seed"]))
-                pair = {**pair, "spread": spread,
-                        "effect": len(pair["seeds"]) > 1 and abs(pair["mean"]) > 2 * spread}
                 rows[variant]["val_minus_full"] = pair
-                cells = [cell(pair)[0], f"{spread:.1f}", cell(pair)[1], cell(pairs["val_p_mpjpe"])[0],
+                cells = [cell(pair)[0], f"{pair['spread']:.1f}", cell(pair)[1], cell(pairs["val_p_mpjpe"])[0],
                          cell(pairs["val_mpjve"], 2)[0]]
             out.append(f"| {variant} | {len(mpjpe)} | {mpjpe.mean():.1f} +- {std(mpjpe):.1f} | "
                        + " | ".join(cells) + " |")
