@@ -120,6 +120,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="hold this fraction of the training takes out (by take; the trainer's split, "
                         "seeded by the run's seed) and also score the last checkpoint on them (det 2D, "
                         "the same H/K): the numbers to choose designs by, not the test split's")
+    p.add_argument("--val-seed", type=int, default=None,
+                   help="seed of the held-out takes (default: each run's own seed); fixed, every seed's "
+                        "run is validated on the same takes: training-seed spread without the split's")
+    p.add_argument("--max-steps", default=None, metavar="N|VARIANT=N[,VARIANT=N]",
+                   help="also stop after N optimisation steps (per variant with VARIANT=N): step-matched "
+                        "replicas of CPU-budget runs on another device (use --budget-min large)")
+    p.add_argument("--device", default="cpu", help="training and evaluation device (cpu, cuda, cuda:N)")
+    p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16", "auto"),
+                   help="training autocast (default none: fp32, as the CPU runs)")
     p.add_argument("--eval-inputs", default=",".join(INPUTS),
                    help="comma-separated 2D inputs to evaluate (default gt,det; 'det' for quick screens)")
     p.add_argument("--snapshot-minutes", default=None, metavar="M[,M]",
@@ -129,8 +138,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--curve-steps", type=int, default=1, help="K of the learning-curve scores")
     p.add_argument("--hypotheses", type=int, default=5, help="H at evaluation")
     p.add_argument("--steps", type=int, default=5, help="K DDIM steps at evaluation")
-    p.add_argument("--camera", default="54138969", help="evaluate the test sequences of this camera only")
-    p.add_argument("--eval-frames", type=int, default=240, help="first N frames of every test sequence")
+    p.add_argument("--camera", default="54138969",
+                   help='evaluate the sequences of this camera only ("all": every camera)')
+    p.add_argument("--eval-frames", type=int, default=240, help="first N frames of every sequence (0 = all)")
+    p.add_argument("--val-camera", default=None, help="--camera for the validation takes (default: --camera)")
+    p.add_argument("--val-eval-frames", type=int, default=None,
+                   help="--eval-frames for the validation takes (default: --eval-frames)")
     p.add_argument("--report-only", action="store_true", help="only rebuild tables/plot from results")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -175,9 +188,11 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, lr_schedule=args.lr_schedule,
         ema_decay=args.ema_decay, seed=args.seed, snapshot_minutes=curve_minutes(args) or None,
         budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=True, progress_bar=False,
-        tensorboard=False,
+        tensorboard=False, max_steps=max_steps(args, variant), device=getattr(args, "device", "cpu"),
+        amp=getattr(args, "amp", "none"),
         data=DataConfig(dataset=common.DATASET_NAME, data_dir=args.data_dir, keypoints=args.train_keypoints,
-                        val_fraction=args.val_fraction, stride=args.train_stride),
+                        val_fraction=args.val_fraction, val_seed=getattr(args, "val_seed", None),
+                        stride=args.train_stride),
     )
     start, cpu_start = time.monotonic(), time.process_time()
     result = train(config)
@@ -188,6 +203,18 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
                  result.losses[-50:])), 2), "reused": False}
     common.write_json(run_dir / "TRAINED", facts)
     return facts
+
+
+def max_steps(args: argparse.Namespace, variant: str) -> int | None:
+    """The ``--max-steps`` of ``variant``: ``"N"`` for all, ``"a=N,b=M"`` per variant (absent: none)."""
+    text = (getattr(args, "max_steps", None) or "").strip()
+    if not text:
+        return None
+    if "=" not in text:
+        return int(text)
+    pairs = (item.partition("=") for item in text.split(","))
+    per_variant = {key.strip(): int(value) for key, _, value in pairs}
+    return per_variant.get(variant)
 
 
 def frame_speed(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,13 +270,17 @@ def evaluate_variant(args: argparse.Namespace, variant: str, keypoints: str, che
     every subset."""
     from posediffusion.evaluate import EvalConfig, evaluate
 
+    camera, frames = args.camera, args.eval_frames
+    if split == "validation":
+        camera = getattr(args, "val_camera", None) or camera
+        frames = frames if getattr(args, "val_eval_frames", None) is None else args.val_eval_frames
     config = EvalConfig(
         checkpoint=str(Path(args.runs_dir) / variant), checkpoint_name=checkpoint_name,
         hypotheses=hypotheses or args.hypotheses, steps=steps or args.steps, flip=True,
         aggregations=("p-agg", "j-agg"),
-        root_sources=("estimated", "ground_truth"), p2=True, camera_ids=(args.camera,), seed=args.seed,
-        split=split,
-        data={"data_dir": args.data_dir, "keypoints": keypoints, "max_frames_per_sequence": args.eval_frames},
+        root_sources=("estimated", "ground_truth"), p2=True, seed=args.seed, split=split,
+        camera_ids=None if camera == "all" else (camera,), device=getattr(args, "device", "cpu"),
+        data={"data_dir": args.data_dir, "keypoints": keypoints, "max_frames_per_sequence": frames or None},
     )
     start = time.monotonic()
     evaluation = evaluate(config, keep=lambda _seq: True)
@@ -426,7 +457,9 @@ def markdown_tables(results: dict[str, dict[str, Any]]) -> str:
         return "no results yet\n"
     any_eval = next(iter(results.values()))["evaluations"]["det"]
     s = any_eval["settings"]
-    head = (f"Test: S9+S11, camera {s['camera_ids'][0]}, first {s['data']['max_frames_per_sequence']} "
+    cameras = "every camera" if s["camera_ids"] is None else f"camera {s['camera_ids'][0]}"
+    frames = s["data"]["max_frames_per_sequence"]
+    head = (f"Test: S9+S11, {cameras}, {f'first {frames}' if frames else 'all'} "
             f"frames of each of {any_eval['sequences']} sequences ({any_eval['frames']} frames); "
             f"H={s['hypotheses']}, "
             f"K={s['steps']}, flip={s['flip']}, eta={s['eta']}, window {s['window_frames']}/"
@@ -567,10 +600,15 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
         out += against("improved", in_improved, with_ratio=False)
     with_validation = [v for v in variants if validated(v)]
     if with_validation:
+        val_seeds = {per_seed[seed][v]["command_args"].get("val_seed") for v in with_validation
+                     for seed in seeds_of(v)}
+        split = (f"Every seed holds out the same takes (--val-seed {val_seeds.pop()}), so the spread is the "
+                 "training seed's" if len(val_seeds) == 1 and None not in val_seeds else
+                 "Each seed holds out other takes, so a variant's spread over seeds is mostly the split's")
         out += ["", "Validation (training takes held out with --val-fraction; P-Agg, det 2D, the same H/K): "
-                "the scores to choose a design by. Each seed holds out other takes, so a variant's spread "
-                "over seeds is mostly the split's: the effect here needs >= 2 paired seeds and |mean "
-                "difference| > 2 x the std of the paired differences. Paired per seed against `full`:\n",
+                f"the scores to choose a design by. {split}: the effect here needs >= 2 paired seeds and "
+                "|mean difference| > 2 x the std of the paired differences. Paired per seed against "
+                "`full`:\n",
                 "| variant | n | val MPJPE | val MPJPE - full | std of differences | effect "
                 "| val P-MPJPE - full | val MPJVE fast - full |",
                 "|---|---|---|---|---|---|---|---|"]

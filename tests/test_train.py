@@ -245,6 +245,34 @@ def test_select_on_test_is_recorded_and_labelled(tmp_path, data_dir, capsys):
     assert "[TEST SPLIT SELECTION]" in format_report(report)
 
 
+def test_val_seed_holds_out_the_same_takes_for_every_run_seed(tmp_path, data_dir):
+    from posediffusion.evaluate import EvalConfig, evaluate
+    from posediffusion.train import prepare_splits
+
+    data = {"dataset": "syn", "data_dir": str(data_dir), "max_frames_per_sequence": 18, "val_fraction": 0.3}
+    trained_on = load_sequences(tiny_config(data_dir, tmp_path / "x", data=data).resolved().data, "train")
+
+    def takes(sequences):
+        return {(s.subject, s.action) for s in sequences}
+
+    fixed = takes(split_validation(trained_on, 0.3, seed=5)[1])
+    # run seeds whose own split differs from seed 5's, so that the check can fail
+    seeds = [s for s in range(40) if takes(split_validation(trained_on, 0.3, seed=s)[1]) != fixed][:2]
+    assert len(seeds) == 2
+    for seed in seeds:
+        config = tiny_config(data_dir, tmp_path / f"run{seed}", seed=seed, epochs=1, max_steps=1,
+                             data={**data, "val_seed": 5}).resolved()
+        _, val_seqs, split = prepare_splits(config)
+        assert split == "validation" and takes(val_seqs) == fixed
+    train(tiny_config(data_dir, tmp_path / "run", seed=seeds[0], epochs=1, max_steps=1,
+                      data={**data, "val_seed": 5}))
+    evaluation = evaluate(EvalConfig(checkpoint=str(tmp_path / "run"), checkpoint_name="last", hypotheses=1,
+                                     steps=1, aggregations=("p-agg",), split="validation"))
+    assert takes(evaluation.sequences) == fixed
+    with pytest.raises(ValueError, match="val_seed must be a non-negative integer"):
+        DataConfig(val_seed=-1)
+
+
 def test_evaluate_split_validation_scores_exactly_the_takes_training_held_out(tmp_path, data_dir, capsys):
     from posediffusion.evaluate import EvalConfig, evaluate, format_report
 

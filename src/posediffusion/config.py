@@ -377,6 +377,9 @@ class DataConfig:
     """Left/right flip augmentation of training windows (probability 0.5)."""
     val_fraction: float = 0.1
     """Fraction of training frames carved off (whole takes, all cameras) for validation; 0 = none."""
+    val_seed: int | None = None
+    """Seed of the validation split (which takes are held out); ``None`` = the run's ``seed``. Fix it to
+    compare runs of different seeds on the same held-out takes."""
     max_frames_per_sequence: int | None = None
     """Use only the first N frames of every sequence (quick CPU runs)."""
     camera_augmentation: bool = False
@@ -392,6 +395,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"DataConfig: val_fraction must be in [0, 1), got {self.val_fraction}")
+        seed = self.val_seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"DataConfig: val_seed must be a non-negative integer or None, got {seed!r}")
         if self.camera_augmentation and self.is_3dhp:
             raise ValueError("DataConfig: camera_augmentation needs world-frame 3D (Human3.6M-layout "
                              "datasets such as prepare mocap's); 3dhp has only camera-frame 3D")

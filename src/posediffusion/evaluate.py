@@ -186,7 +186,7 @@ def resolve_data(config: EvalConfig, run_config: dict[str, Any]) -> DataConfig:
 def load_split(config: EvalConfig, data: DataConfig, run_config: dict[str, Any]) -> list:
     """The sequences of ``config.split``: the test subjects', or the validation takes the checkpoint's run
     held out (the training split recomputed from the run's stored data settings, ``val_fraction`` and
-    ``seed``, on the data found at ``data.data_dir``)."""
+    ``val_seed`` or else ``seed``, on the data found at ``data.data_dir``)."""
     if config.split == "test":
         return load_sequences(data, "test", camera_ids=config.camera_ids)
     stored = dict(run_config.get("data") or {})
@@ -200,7 +200,9 @@ def load_split(config: EvalConfig, data: DataConfig, run_config: dict[str, Any])
     sequences = load_sequences(run_data, "train")  # whole takes, every camera: loaded once
     run_frames = stored.get("max_frames_per_sequence")  # the split counted the frames the run had
     as_trained = [truncate_sequence(s, run_frames) for s in sequences] if run_frames else sequences
-    takes = validation_takes(as_trained, fraction, int(run_config.get("seed", 0)))
+    split_seed = stored.get("val_seed")  # None (or absent: older runs) = the run's seed
+    split_seed = int(run_config.get("seed", 0)) if split_seed is None else int(split_seed)
+    takes = validation_takes(as_trained, fraction, split_seed)
     held_out = [s for s in sequences if (s.subject, s.action) in takes]  # cameras: select_sequences
     frames = data.max_frames_per_sequence
     return [truncate_sequence(s, frames) for s in held_out] if frames else held_out

@@ -35,7 +35,7 @@ HELP = "train a PoseDiffusion+ model (CPU, one GPU, or many through torchrun)"
 
 MODEL_FLAGS = (Flag("preset"),)
 DATA_TRAIN_FLAGS = (Flag("flip", name="--no-flip-augment", dest="flip_augment"), Flag("val_fraction"),
-                    Flag("camera_augmentation"), Flag("augment_noise"))
+                    Flag("val_seed"), Flag("camera_augmentation"), Flag("augment_noise"))
 OPTIMISER_FLAGS = (
     Flag("epochs", ("-e",)), Flag("lr", ("-lr",)), Flag("lr_schedule"), Flag("lr_decay", ("-lrd",)),
     Flag("warmup_steps"), Flag("min_lr_ratio"), Flag("weight_decay"),
