@@ -94,7 +94,7 @@ def compare(model_cpu, label: str, windows: int = 2) -> dict[str, Any]:
         device = next(model.parameters()).device
         loss = model.training_loss(x2d.to(device), x3d.to(device), generator=torch.Generator().manual_seed(2))
         loss.backward()
-        losses[name] = float(loss)
+        losses[name] = float(loss.detach())
         grads[name] = torch.cat([p.grad.detach().flatten().cpu() for p in model.parameters()
                                  if p.grad is not None])
     out["loss_cpu"], out["loss_cuda"] = losses["cpu"], losses["cuda"]
