@@ -605,8 +605,13 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
         split = (f"Every seed holds out the same takes (--val-seed {val_seeds.pop()}), so the spread is the "
                  "training seed's" if len(val_seeds) == 1 and None not in val_seeds else
                  "Each seed holds out other takes, so a variant's spread over seeds is mostly the split's")
-        out += ["", "Validation (training takes held out with --val-fraction; P-Agg, det 2D, the same H/K): "
-                f"the scores to choose a design by. {split}: the effect here needs >= 2 paired seeds and "
+        vs = per_seed[seeds_of(with_validation[0])[0]][with_validation[0]]["validation"]["det"]["settings"]
+        scope = ("every camera" if vs["camera_ids"] is None else f"camera {vs['camera_ids'][0]}") + ", " + (
+            f"first {vs['data']['max_frames_per_sequence']} frames" if vs["data"]["max_frames_per_sequence"]
+            else "every frame")
+        out += ["", "Validation (training takes held out with --val-fraction; P-Agg, det 2D, the same H/K; "
+                f"{scope}): the scores to choose a design by. {split}: the effect here needs >= 2 paired "
+                "seeds and "
                 "|mean difference| > 2 x the std of the paired differences. Paired per seed against "
                 "`full`:\n",
                 "| variant | n | val MPJPE | val MPJPE - full | std of differences | effect "
