@@ -1,6 +1,6 @@
 #!/bin/bash
 # One lent GPU session (device tool), run from the repository root there; outputs under $OUT.
-# Recorded in benchmarks/RESULTS.md ("GPU checks" and "Validation on fixed takes").
+# Recorded in benchmarks/RESULTS.md ("On a GPU" and "The lower-noise validation").
 #   1. benchmarks/gpu_check.py: CUDA against CPU, paper-size training/sampling speed (fp32, TF32, bf16,
 #      bf16 + torch.compile), alone on the GPU.
 #   2. step-matched GPU replicas of the 25-CPU-minute validation runs: full and improved, seeds 0..5, one
