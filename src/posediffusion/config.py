@@ -392,6 +392,10 @@ class DataConfig:
     """With camera_augmentation: detector-like 2D noise (prepare mocap's model, scaled to the subject's size
     in the virtual image) on the re-projected 2D."""
 
+    def split_seed(self, run_seed: int) -> int:
+        """The seed of the validation split: ``val_seed``, or else the run's seed."""
+        return run_seed if self.val_seed is None else self.val_seed
+
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"DataConfig: val_fraction must be in [0, 1), got {self.val_fraction}")

@@ -210,9 +210,8 @@ def prepare_splits(config: TrainConfig) -> tuple[list, list, str]:
     The selection split is a validation set carved from the training subjects by take, or the test
     subjects when ``select_on_test`` is set (labelled "test" everywhere), or none (``"none"``).
     """
-    split_seed = config.seed if config.data.val_seed is None else config.data.val_seed
     train_seqs, val_seqs = split_validation(load_sequences(config.data, "train"), config.data.val_fraction,
-                                            split_seed)
+                                            config.data.split_seed(config.seed))
     if config.select_on_test:
         log.warning("checkpoint selection on the TEST split (--select-on-test): 'best' is tuned on test data")
         return train_seqs, load_sequences(config.data, "test"), "test"
