@@ -133,7 +133,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated 2D inputs to evaluate (default gt,det; 'det' for quick screens)")
     p.add_argument("--snapshot-minutes", default=None, metavar="M[,M]",
                    help="also save the model at these CPU-minutes of training and score each snapshot "
-                        "and the last checkpoint on det 2D with --curve-hypotheses/--curve-steps")
+                        "and the last checkpoint on --curve-input 2D with --curve-hypotheses/--curve-steps")
+    p.add_argument("--curve-input", default="det", choices=INPUTS,
+                   help="2D input of the learning-curve scores (default det; gt for GT-trained curves)")
     p.add_argument("--curve-hypotheses", type=int, default=1, help="H of the learning-curve scores")
     p.add_argument("--curve-steps", type=int, default=1, help="K of the learning-curve scores")
     p.add_argument("--hypotheses", type=int, default=5, help="H at evaluation")
@@ -243,17 +245,19 @@ def curve_minutes(args: argparse.Namespace) -> list[float]:
 
 
 def learning_curve(args: argparse.Namespace, variant: str, facts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Scores (det 2D, P-Agg, H = --curve-hypotheses, K = --curve-steps) of every snapshot and of ``last``."""
+    """Scores (--curve-input 2D, P-Agg, H = --curve-hypotheses, K = --curve-steps) of every snapshot and of
+    ``last``."""
     run_dir = Path(args.runs_dir) / variant
     points = [(m, f"snapshots/{m:g}min") for m in curve_minutes(args)
               if (run_dir / "snapshots" / f"{m:g}min" / "metadata.json").is_file()]
     points.append((round(facts.get("train_cpu_seconds", args.budget_min * 60) / 60, 2), "last"))
     curve = []
     for minutes, name in points:
-        result = evaluate_variant(args, variant, "det", checkpoint_name=name,
+        keypoints = getattr(args, "curve_input", "det")
+        result = evaluate_variant(args, variant, keypoints, checkpoint_name=name,
                                   hypotheses=args.curve_hypotheses, steps=args.curve_steps)
         step = common.read_json(run_dir / name / "metadata.json")["progress"]["global_step"]
-        curve.append({"cpu_minutes": minutes, "checkpoint": name, "steps": step,
+        curve.append({"cpu_minutes": minutes, "checkpoint": name, "steps": step, "test_2d": keypoints,
                       "mpjpe": result["scores"]["P-Agg"]["mpjpe"]["all"],
                       "p_mpjpe": result["scores"]["P-Agg"]["p_mpjpe"]["all"],
                       "hypotheses": args.curve_hypotheses, "sampling_steps": args.curve_steps,

@@ -121,7 +121,8 @@ def diffusion_points(path: Path, result: dict[str, Any], warnings: list[str]) ->
     curve = result.get("learning_curve") or []
     for entry in curve:
         is_last = entry.get("checkpoint") == "last"
-        points.append({**base, "test_2d": "det", "series_type": f"curve of {budget:g}-min runs",
+        points.append({**base, "test_2d": entry.get("test_2d", "det"),
+                       "series_type": f"curve of {budget:g}-min runs",
                        "point_kind": "run end" if is_last else "snapshot", "run_budget_min": budget,
                        "cpu_minutes": budget if is_last else float(entry["cpu_minutes"]),
                        "cpu_minutes_actual": end_minutes if is_last else float(entry["cpu_minutes"]),
