@@ -41,42 +41,45 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from posediffusion.config import D3DP_BASELINE  # noqa: E402 - torch-free
+from posediffusion.config import D3DP_BASELINE, PAPER_DESIGN  # noqa: E402 - torch-free
 
 #: Ablation switches of ModelConfig; all on = the full model.
 SWITCHES = ("graph", "semantic_prompts", "motion_prompts", "energy_regulator")
 #: The three components in their improved forms together (the graph as attention bias, the semantic
 #: prompts in the first block, the regulator setting only the smoothing weight): chosen from the single
-#: changes below, confirmed on validation takes before any default changes.
+#: changes below, confirmed on validation takes, the package defaults since 2026-11-30.
 IMPROVED: dict[str, Any] = {"graph_mode": "attention_bias", "prompt_blocks": 1, "energy_uses": "smoothing",
                             "smoothing": 1.0}
-#: Variant -> ModelConfig/DiffusionConfig overrides of the preset.
+#: Variant -> ModelConfig/DiffusionConfig overrides of the preset. ``full`` and its single changes are the
+#: paper's design (``PAPER_DESIGN``, the package defaults until 2026-11-30), pinned so that the recorded
+#: results reproduce; ``improved`` is today's default design (it pins its values too).
 VARIANTS: dict[str, dict[str, Any]] = {
-    "full": {},
-    **{f"no_{name}": {name: False} for name in SWITCHES},  # no_energy_regulator keeps constant smoothing
-    "regulator_no_smoothing": {"smoothing": 0.0},  # the regulator's gains in the network only
+    "full": dict(PAPER_DESIGN),
+    **{f"no_{name}": {**PAPER_DESIGN, name: False} for name in SWITCHES},  # regulator off: constant smoothing
+    "regulator_no_smoothing": {**PAPER_DESIGN, "smoothing": 0.0},  # the regulator's gains in the network only
     # the improved attempt: the gains only set the smoothing weight (1 - g), trained through the loss;
     # s = 1 makes the initial mean weight (~0.52 on the CMU test split) match no_energy_regulator's 0.5
-    "regulator_smoothing_only": {"energy_uses": "smoothing", "smoothing": 1.0},
+    "regulator_smoothing_only": {**PAPER_DESIGN, "energy_uses": "smoothing", "smoothing": 1.0},
     # its control: regulator off, constant smoothing = the mean weight 1 - g of regulator_smoothing_only's
     # trained map over the training split's det 2D (0.844 for seeds 0 and 1; benchmarks/RESULTS.md)
-    "no_energy_regulator_matched": {"energy_regulator": False, "smoothing": 0.84},
+    "no_energy_regulator_matched": {**PAPER_DESIGN, "energy_regulator": False, "smoothing": 0.84},
     # the improved attempt at the semantic prompts: cross-attention in the first spatial block only (~17 %
     # cheaper steps for `small`), the part tokens unchanged
-    "prompts_first_block": {"prompt_blocks": 1},
+    "prompts_first_block": {**PAPER_DESIGN, "prompt_blocks": 1},
     # the improved attempt at the graph: the learnable skeletal graph as a per-head bias on the spatial
     # attention logits (Graphormer-style) instead of a graph-convolution branch (no extra linear layer)
-    "graph_attention_bias": {"graph_mode": "attention_bias"},
+    "graph_attention_bias": {**PAPER_DESIGN, "graph_mode": "attention_bias"},
     # the improved attempt at the motion prompts: each joint's own smoothed velocity/acceleration added to
     # its token (Linear(4, D)) instead of one prompt per frame in the conditioning
-    "motion_prompts_tokens": {"motion_prompt_target": "tokens"},
-    # the three components in their improved forms together (IMPROVED)
+    "motion_prompts_tokens": {**PAPER_DESIGN, "motion_prompt_target": "tokens"},
+    # the three components in their improved forms together (IMPROVED; the defaults since 2026-11-30)
     "improved": dict(IMPROVED),
     # each component off in the improved design (does it still help there?); the regulator off keeps the
     # constant smoothing matched to the trained gains' mean weight (0.84, as no_energy_regulator_matched)
     **{f"improved_no_{name}": {**IMPROVED, name: False} for name in SWITCHES if name != "energy_regulator"},
     "improved_no_energy_regulator": {**IMPROVED, "energy_regulator": False, "smoothing": 0.84},
-    "baseline": {name: False for name in SWITCHES},  # all switches off: the DiT-style (adaLN) network
+    # all switches off: the DiT-style (adaLN) network, with the paper design's constant smoothing 0.5
+    "baseline": {**PAPER_DESIGN, **{name: False for name in SWITCHES}},
     "d3dp": dict(D3DP_BASELINE),  # the faithful D3DP/MixSTE baseline: additive timestep, no smoothing
 }
 #: Variants whose learned graph is plotted (``adjacency_<variant>.png/.json``).

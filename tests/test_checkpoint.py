@@ -192,6 +192,12 @@ def test_the_bundled_model_is_todays_network_with_the_missing_joint_input():
     assert model.config.model.joint_mask and model.config.model.energy_kind == "smoothed_speed"
     assert all(model.config.model.__dict__[k] for k in ("graph", "semantic_prompts", "motion_prompts",
                                                           "energy_regulator"))
+    # trained before the defaults changed to the validated design: the keys it lacks read as the paper's
+    # design it was trained with (LEGACY_MODEL_DEFAULTS), not today's defaults
+    assert "graph_mode" not in stored["model"] and "energy_uses" not in stored["model"]
+    cfg = model.config.model
+    assert (cfg.graph_mode, cfg.prompt_blocks, cfg.energy_uses) == ("convolution", None, "all")
+    assert model.config.diffusion.smoothing == 0.5 and model.denoiser.spatial_blocks[0].graph is not None
     data = checkpoint.run_config["data"]
     assert data["camera_augmentation"] and data["subjects_test"] == ["S9", "S11"]
     assert checkpoint.run_config["joint_dropout"] == 0.2

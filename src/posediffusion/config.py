@@ -40,10 +40,10 @@ MOTION_FEATURE_KINDS = ("bounded", "raw_2d")
 #: Motion energy of the regulator: smoothed body-normalised speed, or raw |v| + |a| of the 2D (legacy).
 ENERGY_KINDS = ("smoothed_speed", "raw_2d")
 #: Where the regulator's per-frame gains act: the temporal blocks, the sampler's noise and the smoothing
-#: ("all", the paper's design), or only the smoothing weight (the measured alternative, docs/model.md).
+#: ("all", the paper's design), or only the smoothing weight (the default since 2026-11-30, docs/model.md).
 ENERGY_USES = ("all", "smoothing")
 #: How the anatomical graph enters the spatial blocks: a graph convolution beside the attention (the paper's
-#: design) or a per-head additive bias on the attention logits (the measured alternative, docs/model.md).
+#: design) or a per-head additive bias on the attention logits (the default since 2026-11-30, docs/model.md).
 GRAPH_MODES = ("convolution", "attention_bias")
 #: Where the motion prompts enter: the frame's conditioning (the paper's design), or each joint's token.
 MOTION_PROMPT_TARGETS = ("condition", "tokens")
@@ -106,10 +106,11 @@ class ModelConfig:
     """Anatomical graph diffuser: learnable skeletal graph convolution beside spatial attention."""
     graph_hops: int = 1
     """Skeleton edges of the initial graph connect joints up to this many bones apart (1 = bones)."""
-    graph_mode: str = "convolution"
-    """How the graph acts: "convolution" (a learnable-adjacency graph convolution beside spatial attention,
-    the paper's design) or "attention_bias" (a learnable per-head bias on the spatial attention logits,
-    initialised at -slope_h x bone distance; no extra linear layer)."""
+    graph_mode: str = "attention_bias"
+    """How the graph acts: "attention_bias" (a learnable per-head bias on the spatial attention logits,
+    initialised at -slope_h x bone distance; no extra linear layer; the default, chosen on validation
+    takes) or "convolution" (a learnable-adjacency graph convolution beside spatial attention, the paper's
+    design)."""
     semantic_prompts: bool = True
     """Body-part prompt tokens: joints receive their part's token and cross-attend to all 7 prompts."""
     prompt_init: str = "text"
@@ -132,19 +133,20 @@ class ModelConfig:
     prompt_kv: str = "shared"
     """Keys/values of the semantic prompts: "shared" (one projection for all blocks, computed once per
     window) or "per_block" (each block projects them)."""
-    prompt_blocks: int | None = None
-    """How many spatial blocks (the first ones) cross-attend to the semantic prompts: ``None`` = all (the
-    paper's design), 0 = none (the prompts only enter as each joint's part token)."""
+    prompt_blocks: int | None = 1
+    """How many spatial blocks (the first ones) cross-attend to the semantic prompts: 1 = the first (the
+    default, chosen on validation takes), ``None`` = all (the paper's design), 0 = none (the prompts only
+    enter as each joint's part token)."""
     motion_features: str = "bounded"
     """Motion-prompt features: "bounded" (smoothed velocity/acceleration in body sizes, tanh-compressed) or
     "raw_2d" (20 x raw finite differences, unbounded)."""
     energy_kind: str = "smoothed_speed"
     """Regulator energy: "smoothed_speed" (body-normalised speed of the temporally smoothed 2D above the
     detector-noise floor) or "raw_2d" (|velocity| + |acceleration| of the raw 2D)."""
-    energy_uses: str = "all"
-    """Where the regulator's gains act: "all" (the temporal blocks' FiLM modulation, the sampler's noise
-    re-injection eta * g and the smoothing weight s * (1 - g)) or "smoothing" (only the smoothing weight, in
-    the sampler and the loss; the network and eta are untouched)."""
+    energy_uses: str = "smoothing"
+    """Where the regulator's gains act: "smoothing" (only the smoothing weight s * (1 - g), in the sampler
+    and the loss; the network and eta are untouched; the default, chosen on validation takes) or "all" (also
+    the temporal blocks' FiLM modulation and the sampler's noise re-injection eta * g; the paper's design)."""
     joint_mask: bool = False
     """Missing-joint input: the 2D embedding gets a per-joint visibility flag (1 seen, 0 missing) as a third
     channel, missing joints' 2D coordinates are zeroed, and the motion prompts and energy ignore them, so
@@ -223,9 +225,10 @@ class DiffusionConfig:
     """Weight of the velocity term added to the MPJPE training loss (0 = MPJPE only)."""
     eta: float = 1.0
     """DDIM stochasticity (0 = deterministic DDIM, 1 = DDPM-like variance)."""
-    smoothing: float = 0.5
+    smoothing: float = 1.0
     """Strength s of the temporal smoothing of the x0 estimate: per-frame weight s * (1 - gain) with the
-    energy regulator, the constant s without it (0 = off)."""
+    energy regulator, the constant s without it (0 = off). The default 1.0 goes with the regulator's default
+    ``energy_uses="smoothing"``; the paper's design used 0.5 (``PAPER_DESIGN``)."""
     smoothing_mode: str = "always"
     """"always": the smoothing applies to every model (independent of ``energy_regulator``);
     "with_regulator": only models with the energy regulator smooth (the behaviour of old checkpoints)."""
@@ -310,7 +313,7 @@ LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
               "energy_kind": "raw_2d", "energy_sigma": 1.0, "energy_uses": "all", "joint_mask": False,
               "prompt_blocks": None, "graph_mode": "convolution", "motion_prompt_target": "condition"},
     "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False,
-                  "timestep_sampling": "uniform"},
+                  "timestep_sampling": "uniform", "smoothing": 0.5},
 }
 
 
@@ -327,6 +330,13 @@ def with_legacy_defaults(data: Any) -> Any:
             out[section] = {**legacy, **values}
     return out
 
+
+#: Overrides that restore the paper's design of the three components (the defaults until 2026-11-30): the
+#: graph as a convolution branch, prompt cross-attention in every spatial block, the regulator's gains in
+#: the temporal blocks, the sampler's noise and the smoothing (strength 0.5):
+#: ``preset(name, **PAPER_DESIGN)``.
+PAPER_DESIGN: dict[str, Any] = {"graph_mode": "convolution", "prompt_blocks": None, "energy_uses": "all",
+                                "smoothing": 0.5}
 
 #: Overrides that turn any preset into the plain D3DP lifter of docs/model.md ("the baseline"): no
 #: component, timestep embedding added once to the tokens, no sampler smoothing.

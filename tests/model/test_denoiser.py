@@ -13,6 +13,7 @@ from posediffusion.config import (
     D3DP_BASELINE,
     GRAPH_MODES,
     MOTION_PROMPT_TARGETS,
+    PAPER_DESIGN,
     ModelConfig,
     preset,
 )
@@ -78,9 +79,13 @@ def test_condition_keys_and_shapes():
 @pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
 @pytest.mark.parametrize("switch", SWITCHES)
 def test_each_switch_changes_the_output(switch, conditioning):
+    """Each switch changes the network's output: the regulator only where its gains act in the network
+    (energy_uses="all", the paper's design); by default (energy_uses="smoothing") they act in the sampler's
+    and the loss's smoothing only (test_pose_diffusion)."""
     torch.manual_seed(0)
-    full = Denoiser(small_config(conditioning=conditioning))
-    reduced = Denoiser(small_config(conditioning=conditioning, **{switch: False}))
+    uses = {"energy_uses": "all"} if switch == "energy_regulator" else {}
+    full = Denoiser(small_config(conditioning=conditioning, **uses))
+    reduced = Denoiser(small_config(conditioning=conditioning, **uses, **{switch: False}))
     missing, _ = reduced.load_state_dict(full.state_dict(), strict=False)
     assert missing == []  # every shared weight is identical: differences come from the component
     args = inputs(full.cfg)
@@ -126,16 +131,18 @@ def test_parameter_counts_of_the_paper_preset():
     baseline = PoseDiffusion.from_preset("paper", graph=False, semantic_prompts=False, motion_prompts=False,
                                          energy_regulator=False, conditioning="additive").count_parameters()
     full = PoseDiffusion.from_preset("paper").count_parameters()
+    paper_design = PoseDiffusion.from_preset("paper", **PAPER_DESIGN).count_parameters()
     assert 33e6 <= baseline <= 36e6
     assert full <= 45e6 and full <= 1.3 * baseline
+    assert full < paper_design <= 45e6  # the bias form of the graph has no linear layer
     # the original network (per-block adaLN and prompt keys/values), as old checkpoints store it
-    legacy = PoseDiffusion.from_preset("paper", conditioning="adaln", prompt_kv="per_block")
+    legacy = PoseDiffusion.from_preset("paper", **PAPER_DESIGN, conditioning="adaln", prompt_kv="per_block")
     assert 70e6 < legacy.count_parameters() < 72e6
 
 
 def test_energy_gains_change_the_output():
     torch.manual_seed(0)
-    net = Denoiser(small_config())
+    net = Denoiser(small_config(energy_uses="all"))
     x2d, x_t, t = inputs(net.cfg)
     with torch.no_grad():
         cond = net.encode_condition(x2d)
@@ -196,7 +203,8 @@ def test_attention_bias_is_added_to_the_logits(kind):
 def test_graph_bias_form_replaces_the_convolution():
     """graph_mode="attention_bias": no graph convolution, an (H, J, J) bias table per spatial block that
     changes the output and gets a gradient; parameters: -(D^2 + J^2 + D) + H J^2 per block."""
-    conv, bias = Denoiser(small_config()), Denoiser(small_config(graph_mode="attention_bias"))
+    conv, bias = Denoiser(small_config(graph_mode="convolution")), Denoiser(small_config())
+    assert bias.cfg.graph_mode == "attention_bias"  # the default
     for block in bias.spatial_blocks:
         assert block.graph is None and block.graph_bias.residual.shape == (4, J, J)
     def count(net: Denoiser) -> int:
@@ -271,7 +279,8 @@ def test_prompt_blocks_limits_the_cross_attention_to_the_first_blocks(prompt_kv)
     Every parameter gets a gradient (nothing unused, which distributed training would reject)."""
     counts = {}
     for blocks in (None, 2, 1, 0):
-        net = Denoiser(small_config(prompt_blocks=blocks, prompt_kv=prompt_kv))
+        # energy_uses="all": the regulator's map acts in the network too, so every parameter is reached here
+        net = Denoiser(small_config(prompt_blocks=blocks, prompt_kv=prompt_kv, energy_uses="all"))
         attending = [block.prompt_attn is not None for block in net.spatial_blocks]
         assert attending == [i < (2 if blocks is None else blocks) for i in range(2)]
         assert net.semantic is not None  # the part tokens stay

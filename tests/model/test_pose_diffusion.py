@@ -162,11 +162,12 @@ def test_frame_gains():
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
-    ({}, 0.5),
-    ({"energy_regulator": False}, 0.5),  # decoupled: "regulator off with the same smoothing"
+    ({}, 1.0),  # the default strength (with energy_uses="smoothing")
+    ({"smoothing": 0.5}, 0.5),  # the paper's design
+    ({"energy_regulator": False, "smoothing": 0.5}, 0.5),  # decoupled: "regulator off, same smoothing"
     ({"smoothing": 0.0}, 0.0),  # "regulator on without smoothing"
     ({"energy_regulator": False, "smoothing_mode": "with_regulator"}, 0.0),  # old checkpoints
-    ({"smoothing_mode": "with_regulator"}, 0.5),
+    ({"smoothing_mode": "with_regulator", "smoothing": 0.5}, 0.5),
 ])
 def test_sampler_smoothing_is_its_own_setting(monkeypatch, overrides, expected):
     seen = []
@@ -195,13 +196,17 @@ def test_smoothing_in_the_loss_trains_the_gain_map(monkeypatch):
     monkeypatch.setattr(diffusion, "training_loss", spy)
     x2d, x3d = windows(tiny(), batch=4)
     grads = {}
-    for in_loss in (True, False):
-        model = tiny(smoothing_in_loss=in_loss)
-        model.training_loss(x2d, x3d, generator=torch.Generator().manual_seed(0)).backward()
-        grads[in_loss] = model.denoiser.energy.offset.grad
-    assert seen[0][0] == 0.5 and seen[0][1].requires_grad  # the gain, not detached
+    for uses in ("smoothing", "all"):
+        for in_loss in (True, False):
+            model = tiny(smoothing_in_loss=in_loss, energy_uses=uses)
+            model.training_loss(x2d, x3d, generator=torch.Generator().manual_seed(0)).backward()
+            grads[uses, in_loss] = model.denoiser.energy.offset.grad
+    assert seen[0][0] == 1.0 and seen[0][1].requires_grad  # the gain, not detached
     assert seen[1] == (0.0, None)
-    assert grads[True].abs() > 0 and grads[False].abs() > 0 and not torch.equal(grads[True], grads[False])
+    # by default (energy_uses="smoothing") the loss's smoothing is the map's only training signal
+    assert grads["smoothing", True].abs() > 0 and grads["smoothing", False] is None
+    assert grads["all", True].abs() > 0 and grads["all", False].abs() > 0
+    assert not torch.equal(grads["all", True], grads["all", False])
 
 
 @pytest.mark.parametrize("conditioning", ["adaln_single", "additive"])
@@ -231,7 +236,7 @@ def test_energy_uses_smoothing_keeps_the_gain_out_of_the_network(monkeypatch, co
 
     monkeypatch.setattr(diffusion, "ddim_sample", spy)
     smoothing_only.sample(x2d, steps=2)
-    tiny(conditioning=conditioning).sample(x2d, steps=2)
+    tiny(conditioning=conditioning, energy_uses="all").sample(x2d, steps=2)
     assert seen == [(False, True), (True, True)]
     smoothing_only.training_loss(x2d, x3d, generator=torch.Generator().manual_seed(0)).backward()
     assert smoothing_only.denoiser.energy.offset.grad.abs() > 0  # trained through the loss's smoothing
