@@ -103,7 +103,7 @@ class ModelConfig:
     dropout: float = 0.0
     """Dropout on attention weights and MLP outputs during training."""
     graph: bool = True
-    """Anatomical graph diffuser: learnable skeletal graph convolution beside spatial attention."""
+    """Anatomical graph diffuser: a learnable skeletal graph in every spatial block (how: ``graph_mode``)."""
     graph_hops: int = 1
     """Skeleton edges of the initial graph connect joints up to this many bones apart (1 = bones)."""
     graph_mode: str = "attention_bias"
