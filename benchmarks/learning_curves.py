@@ -5,7 +5,8 @@ Reads finished results only (no training, no evaluation):
 - diffusion runs: ``accuracy_<variant>.json`` written by ``benchmarks/accuracy.py``, in every ``--results``
   folder and its ``seed<N>/`` sub-folders (``--runs-results`` is the same option, for extra folders such as
   separate single-budget runs). A result with a ``learning_curve`` (``--snapshot-minutes``) gives its snapshot
-  points and its last checkpoint, scored on det 2D with the curve's H/K; every result also gives its run-end
+  points and its last checkpoint, scored on the curve's 2D (``accuracy.py --curve-input``, det
+  unless recorded otherwise) with the curve's H/K; every result also gives its run-end
   point per evaluated 2D input (``evaluations.<2D>``: the main H/K, usually 5/5) at the run's training
   CPU-minutes. Scores: P-Agg MPJPE pooled over the test frames (``scores["P-Agg"]["mpjpe"]["all"]``; the
   curve's ``mpjpe`` is the same field). Seeds (``command_args.seed``) of the same model, recipe, 2D input,
@@ -329,7 +330,8 @@ def markdown(series: dict[str, dict[str, Any]], warnings: list[str]) -> str:
             "the run's last checkpoint (column B; actual CPU-minutes in the JSON). The learning rate follows "
             "a warm-up + cosine schedule to the END of the run, so the 5-min snapshot of a 25-min run has "
             "had no annealing: it is not what a 5-min run would reach. Snapshots and the run's end are "
-            "scored on det 2D with the curve's H/K (accuracy.py `--curve-hypotheses/--curve-steps`).")
+            "scored on the row's test 2D with the curve's H/K "
+            "(accuracy.py `--curve-input/--curve-hypotheses/--curve-steps`).")
     if any(s["series_type"] == "run ends" for s in diffusion):
         notes.append(
             "- `run ends` rows: the last checkpoint of each run, with the run's main evaluation "
@@ -378,8 +380,9 @@ def plot(series: dict[str, dict[str, Any]], path: Path) -> None:
     from posediffusion.io_utils import atomic_path
 
     fig, ax = plt.subplots(figsize=(10, 6.5))
-    diffusion_colors = iter(["tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
-                             "tab:olive", "tab:cyan"] * 4)
+    # tab20 without the greens, greys and olives the TCN uses: 14 distinct colours, then repeated
+    tab20 = plt.get_cmap("tab20").colors
+    diffusion_colors = iter([tab20[i] for i in range(20) if i not in (4, 5, 14, 15, 16, 17)] * 4)
     tcn_colors = iter(["black", "tab:green", "tab:gray", "tab:olive", "darkslategray", "lime"] * 4)
     colors: dict[tuple, str] = {}
     for entry in series.values():
