@@ -254,9 +254,9 @@ def learning_curve(args: argparse.Namespace, variant: str, facts: dict[str, Any]
     points = [(m, f"snapshots/{m:g}min") for m in curve_minutes(args)
               if (run_dir / "snapshots" / f"{m:g}min" / "metadata.json").is_file()]
     points.append((round(facts.get("train_cpu_seconds", args.budget_min * 60) / 60, 2), "last"))
+    keypoints = getattr(args, "curve_input", "det")
     curve = []
     for minutes, name in points:
-        keypoints = getattr(args, "curve_input", "det")
         result = evaluate_variant(args, variant, keypoints, checkpoint_name=name,
                                   hypotheses=args.curve_hypotheses, steps=args.curve_steps)
         step = common.read_json(run_dir / name / "metadata.json")["progress"]["global_step"]

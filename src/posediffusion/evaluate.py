@@ -195,13 +195,13 @@ def load_split(config: EvalConfig, data: DataConfig, run_config: dict[str, Any])
         raise ValueError(f"{config.checkpoint}: its training run held out no validation takes "
                          "(val_fraction 0); train with --val-fraction > 0 to evaluate --split validation")
     kept = ("subjects_train", "actions", "cameras")
-    run_data = dataclasses.replace(data, max_frames_per_sequence=None,
+    run_data = dataclasses.replace(data, max_frames_per_sequence=None, val_seed=stored.get("val_seed"),
                                    **{k: stored[k] for k in kept if k in stored})
     sequences = load_sequences(run_data, "train")  # whole takes, every camera: loaded once
     run_frames = stored.get("max_frames_per_sequence")  # the split counted the frames the run had
     as_trained = [truncate_sequence(s, run_frames) for s in sequences] if run_frames else sequences
-    split_seed = DataConfig(val_seed=stored.get("val_seed")).split_seed(int(run_config.get("seed", 0)))
-    takes = validation_takes(as_trained, fraction, split_seed)  # val_seed absent (older runs): the run seed
+    # val_seed absent (older runs): the run's seed
+    takes = validation_takes(as_trained, fraction, run_data.split_seed(int(run_config.get("seed", 0))))
     held_out = [s for s in sequences if (s.subject, s.action) in takes]  # cameras: select_sequences
     frames = data.max_frames_per_sequence
     return [truncate_sequence(s, frames) for s in held_out] if frames else held_out
