@@ -129,6 +129,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-steps", default=None, metavar="N|VARIANT=N[,VARIANT=N]",
                    help="also stop after N optimisation steps (per variant with VARIANT=N): step-matched "
                         "replicas of CPU-budget runs on another device (use --budget-min large)")
+    p.add_argument("--save-every-steps", type=int, default=0,
+                   help="also checkpoint every N steps (0: at the end only), so a stopped run can --resume")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an unfinished run (a checkpoint, no TRAINED) with the same settings, "
+                        "e.g. a GPU replica stopped at its time limit, finished on CPU")
     p.add_argument("--device", default="cpu", help="training and evaluation device (cpu, cuda, cuda:N)")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16", "auto"),
                    help="training autocast (default none: fp32, as the CPU runs)")
@@ -188,11 +193,13 @@ def train_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         meta = common.read_json(done)
         return {"steps": meta["progress"]["global_step"], "epochs_finished": meta["progress"]["epoch"],
                 "train_seconds": common.read_json(run_dir / "TRAINED")["train_seconds"], "reused": True}
+    resume = bool(getattr(args, "resume", False)) and (run_dir / "last" / "metadata.json").is_file()
     config = TrainConfig(
         preset=args.preset, model=variant_overrides(args, variant), checkpoint=str(run_dir), epochs=1000,
         batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, lr_schedule=args.lr_schedule,
         ema_decay=args.ema_decay, seed=args.seed, snapshot_minutes=curve_minutes(args) or None,
-        budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=True, progress_bar=False,
+        budget_min=args.budget_min, budget_clock=args.budget_clock, overwrite=not resume, resume=resume,
+        save_every_steps=getattr(args, "save_every_steps", 0), progress_bar=False,
         tensorboard=False, max_steps=max_steps(args, variant), device=getattr(args, "device", "cpu"),
         amp=getattr(args, "amp", "none"),
         data=DataConfig(dataset=common.DATASET_NAME, data_dir=args.data_dir, keypoints=args.train_keypoints,
@@ -408,8 +415,10 @@ def run_all(args: argparse.Namespace) -> None:
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     running: list[tuple[str, subprocess.Popen]] = []
-    forwarded = [f"--{key.replace('_', '-')}={value}" for key, value in vars(args).items()
-                 if key not in ("jobs", "report_only", "worker", "seeds") and value is not None]
+    forwarded = [f"--{key.replace('_', '-')}" if value is True else f"--{key.replace('_', '-')}={value}"
+                 for key, value in vars(args).items()
+                 if key not in ("jobs", "report_only", "worker", "seeds")
+                 and value is not None and value is not False]
     while todo or running:
         while todo and len(running) < args.jobs:
             variant = todo.pop(0)

@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-steps", type=int, default=20, help="timed training steps per mode")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                    help="also time torch.compile (bf16); its compile time is reported separately")
+    p.add_argument("--designs", default="default",
+                   help="comma list: 'default' (the package's defaults) and/or 'paper' (config.PAPER_DESIGN)")
     p.add_argument("--out", default=str(common.RESULTS_DIR / "gpu" / "gpu_check.json"))
     return p.parse_args(argv)
 
@@ -122,29 +124,41 @@ def bf16_effect(model_cpu) -> dict[str, Any]:
             "bf16_vs_fp32_mean_joint_diff_mm": float(diff.mean())}
 
 
-def correctness() -> dict[str, Any]:
+def design_overrides(design: str) -> dict[str, Any]:
+    """Config overrides of a ``--designs`` entry: none for "default", ``PAPER_DESIGN`` for "paper"."""
+    from posediffusion.config import PAPER_DESIGN
+
+    if design not in ("default", "paper"):
+        raise ValueError(f"--designs: 'default' or 'paper', got {design!r}")
+    return dict(PAPER_DESIGN) if design == "paper" else {}
+
+
+def correctness(designs: list[str]) -> dict[str, Any]:
     from posediffusion.lift import bundled_checkpoint, load_lifter
 
     bundled, _ = load_lifter(bundled_checkpoint(), device="cpu")
     results = [compare(bundled, "bundled (cmu_small)")]
     results[0].update(bf16_effect(bundled))
-    for preset, windows in (("small", 2), ("paper", 1)):
-        results.append(compare(build_model(preset), f"preset {preset} (random weights)", windows))
+    for design in designs:
+        for preset, windows in (("small", 2), ("paper", 1)):
+            results.append(compare(build_model(preset, **design_overrides(design)),
+                                   f"preset {preset}, {design} design (random weights)", windows))
     return {"comparisons": results}
 
 
 # ---------------------------------------------------------------------------------------------- speed
 
 
-def train_speed(preset: str, batch: int | None, steps: int, modes: list[str]) -> list[dict[str, Any]]:
+def train_speed(preset: str, batch: int | None, steps: int, modes: list[str],
+                design: str = "default") -> list[dict[str, Any]]:
     """ms/step and frames/s of training steps in each mode (fp32, tf32, bf16, bf16+compile)."""
     import torch
 
     rows = []
     for mode in modes:
-        row: dict[str, Any] = {"preset": preset, "mode": mode}
+        row: dict[str, Any] = {"preset": preset, "design": design, "mode": mode}
         try:
-            row.update(time_training(preset, batch, steps, mode))
+            row.update(time_training(preset, batch, steps, mode, design))
         except Exception as error:  # noqa: BLE001 - recorded, the other modes still run
             row["error"] = f"{type(error).__name__}: {error}"[:500]
             traceback.print_exc()
@@ -154,13 +168,15 @@ def train_speed(preset: str, batch: int | None, steps: int, modes: list[str]) ->
     return rows
 
 
-def time_training(preset: str, batch: int | None, steps: int, mode: str) -> dict[str, Any]:
+def time_training(preset: str, batch: int | None, steps: int, mode: str,
+                  design: str = "default") -> dict[str, Any]:
     """One mode of :func:`train_speed` on a fresh model."""
     import torch
 
     set_tf32(mode != "fp32")
     torch.manual_seed(0)
-    model = build_model(preset).cuda().train()
+    model = build_model(preset, **design_overrides(design)).cuda().train()
+    params = sum(p.numel() for p in model.parameters())
     frames = model.config.model.frames
     windows = batch or max(1, round(972 / frames))
     x2d = random_windows(model, windows).cuda()
@@ -190,18 +206,19 @@ def time_training(preset: str, batch: int | None, steps: int, mode: str) -> dict
     sync()
     seconds = (time.perf_counter() - start) / steps
     fps = windows * frames / seconds
-    return {"batch_windows": windows, "frames": frames, "warmup_seconds": round(warmup, 2),
+    return {"parameters": params, "batch_windows": windows, "frames": frames,
+            "warmup_seconds": round(warmup, 2),
             "ms_per_step": round(1000 * seconds, 2), "train_frames_per_s": round(fps, 1),
             "h36m_epoch_hours": round(H36M_TRAIN_FRAMES / fps / 3600, 3),
             "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2), "timed_steps": steps}
 
 
-def sample_speed(preset: str, windows: int) -> list[dict[str, Any]]:
+def sample_speed(preset: str, windows: int, design: str = "default") -> list[dict[str, Any]]:
     """Lifted frames/s at (H, K, flip) = (5, 5, on) and (20, 10, on) in fp32 / tf32 / bf16."""
     import torch
 
     rows = []
-    model = build_model(preset).cuda().eval()
+    model = build_model(preset, **design_overrides(design)).cuda().eval()
     x2d = random_windows(model, windows).cuda()
     frames = windows * model.config.model.frames
     for h, k in ((5, 5), (20, 10)):
@@ -220,8 +237,8 @@ def sample_speed(preset: str, windows: int) -> list[dict[str, Any]]:
                 run()
                 sync()
                 best = min(best, time.perf_counter() - start)
-            row = {"preset": preset, "mode": mode, "hypotheses": h, "steps": k, "flip": True,
-                   "windows": windows,
+            row = {"preset": preset, "design": design, "mode": mode, "hypotheses": h, "steps": k,
+                   "flip": True, "windows": windows,
                    "lifted_frames_per_s": round(frames / best, 1),
                    "network_frames_per_s": round(frames * h * k * 2 / best, 1), "seconds": round(best, 4)}
             print(json.dumps(row), flush=True)
@@ -239,18 +256,35 @@ def main(argv: list[str] | None = None) -> int:
     parts = [p for p in args.parts.split(",") if p]
     out: dict[str, Any] = {"machine": {**common.machine_info(), "gpu": torch.cuda.get_device_name(),
                                        "cuda": torch.version.cuda}}
-    if "correctness" in parts:
-        out["correctness"] = correctness()
-        print(json.dumps(out["correctness"], indent=1), flush=True)
-    if "train" in parts:
-        modes = ["fp32", "tf32", "bf16"] + (["bf16+compile"] if args.compile else [])
-        out["train"] = train_speed("paper", None, args.train_steps, modes)
-        out["train"] += train_speed("small", 8, 4 * args.train_steps, ["fp32", "bf16"])
-    if "sample" in parts:
-        out["sample"] = sample_speed("paper", 2)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+
+    def save() -> None:  # after every part, so a time limit keeps what finished
+        path.write_text(json.dumps(out, indent=1) + "\n")
+
+    designs = [d for d in args.designs.split(",") if d]
+    for design in designs:
+        design_overrides(design)  # fail on a bad name before any work
+    out["designs"] = designs
+    if "correctness" in parts:
+        out["correctness"] = correctness(designs)
+        print(json.dumps(out["correctness"], indent=1), flush=True)
+        save()
+    if "train" in parts:
+        modes = ["fp32", "tf32", "bf16"] + (["bf16+compile"] if args.compile else [])
+        out["train"] = []
+        for design in designs:  # designs interleaved per preset, so a time-out keeps comparable pairs
+            out["train"] += train_speed("paper", None, args.train_steps, modes, design)
+            save()
+        for design in designs:
+            out["train"] += train_speed("small", 8, 4 * args.train_steps, ["fp32", "bf16"], design)
+            save()
+    if "sample" in parts:
+        out["sample"] = []
+        for design in designs:
+            out["sample"] += sample_speed("paper", 2, design)
+            save()
+    save()
     print(f"wrote {path}")
     return 0
 

@@ -76,15 +76,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def build_model(preset: str):
-    """Preset model with seed-0 weights; the near-zero output head is re-drawn (std 0.05) so outputs are
-    pose-sized and the naive/folded comparison is not trivially small."""
+def build_model(preset: str, **overrides):
+    """Preset model (with config ``overrides``) with seed-0 weights; the near-zero output head is re-drawn
+    (std 0.05) so outputs are pose-sized and the naive/folded comparison is not trivially small."""
     import torch
 
     from posediffusion import PoseDiffusion
 
     torch.manual_seed(0)
-    model = PoseDiffusion.from_preset(preset).eval()
+    model = PoseDiffusion.from_preset(preset, **overrides).eval()
     torch.nn.init.normal_(model.denoiser.head.weight, std=HEAD_STD)
     return model
 
