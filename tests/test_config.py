@@ -9,6 +9,7 @@ import yaml
 
 from posediffusion.config import (
     D3DP_BASELINE,
+    DEFAULT_DESIGN,
     LEGACY_MODEL_DEFAULTS,
     PAPER_DESIGN,
     PRESETS,
@@ -39,6 +40,15 @@ def test_paper_design_restores_the_papers_components():
     assert cfg.diffusion.smoothing == 0.5 and cfg.model.gains_in_network
     assert cfg.model.prompt_attention_blocks == cfg.model.depth
     assert not preset("small").model.gains_in_network and preset("small").model.prompt_attention_blocks == 1
+
+
+def test_default_design_names_the_dataclass_defaults_of_the_paper_design_keys():
+    assert set(DEFAULT_DESIGN) == set(PAPER_DESIGN)
+    model, diffusion = ModelConfig(), DiffusionConfig()
+    defaults = {key: getattr(model if hasattr(model, key) else diffusion, key) for key in DEFAULT_DESIGN}
+    assert defaults == DEFAULT_DESIGN
+    # a config built in the paper design goes back to the default one with DEFAULT_DESIGN
+    assert preset("small", **{**PAPER_DESIGN, **DEFAULT_DESIGN}) == preset("small")
 
 
 def test_presets():

@@ -80,6 +80,26 @@ def test_cli_seed_flags_and_dry_run(capsys):
     assert main(["train", "--model", "widht=3", "--dry-run"]) == 2  # unknown model field
 
 
+def test_cli_design_flag_sets_the_components_forms_and_model_overrides_win(capsys, tmp_path):
+    import yaml
+
+    assert main(["train", "--preset", "tiny", "--design", "paper", "--model", "smoothing=0.84",
+                 "--nolog", "--dry-run"]) == 0
+    model = yaml.safe_load(capsys.readouterr().out)["model"]
+    assert model == {"graph_mode": "convolution", "prompt_blocks": None, "energy_uses": "all",
+                     "smoothing": 0.84}  # the paper's forms; --model after --design
+    # "default" resets a config file written in the paper's design
+    (tmp_path / "paper.yaml").write_text("preset: tiny\nmodel:\n  graph_mode: convolution\n"
+                                         "  prompt_blocks: null\n  energy_uses: all\n  smoothing: 0.5\n")
+    assert main(["train", "--config", str(tmp_path / "paper.yaml"), "--design", "default", "--nolog",
+                 "--dry-run"]) == 0
+    model = yaml.safe_load(capsys.readouterr().out)["model"]
+    assert model == {"graph_mode": "attention_bias", "prompt_blocks": 1, "energy_uses": "smoothing",
+                     "smoothing": 1.0}
+    with pytest.raises(SystemExit):  # argparse refuses other names
+        main(["train", "--design", "improved", "--dry-run"])
+
+
 def test_gpu_flag_maps_to_devices():
     from posediffusion.commands.flags import device_from_gpu_flag
 

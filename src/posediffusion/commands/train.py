@@ -28,12 +28,21 @@ from posediffusion.commands.flags import (
     device_value,
     given_values,
 )
-from posediffusion.config import DataConfig, TrainConfig, build_config, load_config_yaml
+from posediffusion.config import (
+    DEFAULT_DESIGN,
+    PAPER_DESIGN,
+    DataConfig,
+    TrainConfig,
+    build_config,
+    load_config_yaml,
+)
 from posediffusion.io_utils import check_output_folder
 
 HELP = "train a PoseDiffusion+ model (CPU, one GPU, or many through torchrun)"
 
 MODEL_FLAGS = (Flag("preset"),)
+#: ``--design`` names -> model/diffusion overrides (``config.DEFAULT_DESIGN``, ``config.PAPER_DESIGN``).
+DESIGNS: dict[str, dict[str, Any]] = {"default": dict(DEFAULT_DESIGN), "paper": dict(PAPER_DESIGN)}
 DATA_TRAIN_FLAGS = (Flag("flip", name="--no-flip-augment", dest="flip_augment"), Flag("val_fraction"),
                     Flag("val_seed"), Flag("camera_augmentation"), Flag("augment_noise"))
 OPTIMISER_FLAGS = (
@@ -51,6 +60,10 @@ CONTROL_FLAGS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML training config (unknown keys are an error)")
     add_flags(parser, TrainConfig, MODEL_FLAGS)
+    parser.add_argument("--design", choices=DESIGNS, default=None,
+                        help="the three components' forms: 'default' (graph as attention bias, prompts in "
+                             "the first block, regulator setting the smoothing only) or 'paper' (the "
+                             "paper's forms, config.PAPER_DESIGN); --model overrides apply after it")
     parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model/diffusion config field, e.g. --model width=48 "
                              "--model graph=false")
@@ -94,7 +107,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         top["progress_bar"] = False
     if args.nolog:
         top["tensorboard"] = False
-    model = {**config.model, **_model_overrides(args.model), **given_values(args, FRAMES_FLAG)}
+    design = DESIGNS[args.design] if getattr(args, "design", None) else {}
+    model = {**config.model, **design, **_model_overrides(args.model), **given_values(args, FRAMES_FLAG)}
     values = {**config.to_dict(), **top, "model": model, "data": {**config.to_dict()["data"], **data}}
     return build_config(TrainConfig, values, "command line")
 
