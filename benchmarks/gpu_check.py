@@ -125,12 +125,13 @@ def bf16_effect(model_cpu) -> dict[str, Any]:
 
 
 def design_overrides(design: str) -> dict[str, Any]:
-    """Config overrides of a ``--designs`` entry: none for "default", ``PAPER_DESIGN`` for "paper"."""
-    from posediffusion.config import PAPER_DESIGN
+    """Config overrides of a ``--designs`` entry: ``train --design``'s (``config.DEFAULT_DESIGN`` or
+    ``config.PAPER_DESIGN``)."""
+    from posediffusion.commands.train import DESIGNS
 
-    if design not in ("default", "paper"):
-        raise ValueError(f"--designs: 'default' or 'paper', got {design!r}")
-    return dict(PAPER_DESIGN) if design == "paper" else {}
+    if design not in DESIGNS:
+        raise ValueError(f"--designs: one of {sorted(DESIGNS)}, got {design!r}")
+    return dict(DESIGNS[design])
 
 
 def correctness(designs: list[str]) -> dict[str, Any]:

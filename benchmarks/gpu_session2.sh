@@ -1,6 +1,8 @@
 #!/bin/bash
 # The second lent GPU session (device tool), run from the repository root there; outputs under $OUT.
-# Recorded in benchmarks/RESULTS.md ("Step-matched GPU replicas" and "On a GPU").
+# Recorded in benchmarks/RESULTS.md ("On a GPU, second loan"; the replicas' scores in the ablation tables).
+# Called twice on 2026-11-30: as below, then with RUNS= seed 2 of prompts_first_block (6633 steps),
+# improved_no_semantic_prompts (7860) and improved_no_energy_regulator (7415), TOTAL=250 REPLICA_MAX=235.
 #   1. step-matched replicas of 25-CPU-minute ablation runs that had fewer than 3 seeds (issue 10): each
 #      run stops at the mean step count of its variant's CPU seeds (regulator_no_smoothing: the full model's,
 #      the same network and step cost); the ablation protocol otherwise (small, batch 8, det 2D, EMA, no
