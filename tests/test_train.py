@@ -479,3 +479,16 @@ def test_snapshots_are_written_when_their_minutes_have_passed(tmp_path, data_dir
     assert 1 <= first < second <= 6
     with pytest.raises(ValueError, match="snapshot_minutes"):
         TrainConfig(snapshot_minutes=[0])
+
+
+def test_process_group_backend_shares_a_gpu_through_gloo():
+    """NCCL only where every local process has its own GPU (it refuses two ranks on one device)."""
+    from posediffusion.runtime import process_group_backend
+
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert process_group_backend(cuda, 2, 2) == "nccl"
+    assert process_group_backend(cuda, 1, 8) == "nccl"
+    assert process_group_backend(cuda, 2, 1) == "gloo"
+    assert process_group_backend(cuda, 7, 4) == "gloo"
+    assert process_group_backend(cpu, 2, 0) == "gloo"
+    assert process_group_backend(cpu, 1, 8) == "gloo"

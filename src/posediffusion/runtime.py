@@ -60,6 +60,18 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", ids[local_rank % len(ids)])
 
 
+def process_group_backend(device: torch.device, local_world_size: int, gpu_count: int) -> str:
+    """The ``torch.distributed`` backend: NCCL when each local process has its own GPU, else gloo.
+
+    NCCL refuses two ranks on one GPU, so ``torchrun --nproc_per_node=N`` with more processes than GPUs
+    (small-preset runs sharing one GPU, where one process is launch-bound) uses gloo, which all-reduces CUDA
+    tensors too; CPU processes always use gloo.
+    """
+    if device.type != "cuda":
+        return "gloo"
+    return "nccl" if local_world_size <= gpu_count else "gloo"
+
+
 def setup_runtime(config: TrainConfig) -> Runtime:
     """Device, AMP and (under ``torchrun``) the process group: NCCL on CUDA, gloo on CPU."""
     world_size, local_rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
@@ -73,6 +85,12 @@ def setup_runtime(config: TrainConfig) -> Runtime:
             torch.cuda.set_device(device)
         owns = not dist.is_initialized()
         if owns:
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
+            gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+            backend = process_group_backend(device, local_world, gpus)
+            if device.type == "cuda" and backend == "gloo":
+                log.info("%d processes on %d GPU(s): gloo process group (NCCL needs one GPU per process)",
+                         local_world, gpus)
+            dist.init_process_group(backend)
         return Runtime(device, amp_dtype, dist.get_rank(), dist.get_world_size(), owns)
     return Runtime(device, amp_dtype)
