@@ -29,7 +29,7 @@ ATTENTION_KINDS = ("sdpa", "math")
 #: Upper bounds of the network sizes, far above any published lifter (paper: D=512, L=8, T=243): a config
 #: from an untrusted checkpoint or file cannot make the constructor allocate terabytes.
 MODEL_LIMITS = {"num_joints": 256, "frames": 8192, "width": 8192, "depth": 128, "heads": 128,
-                "mlp_ratio": 16, "graph_hops": 64}
+                "mlp_ratio": 16, "graph_hops": 64, "temporal_patch": 64}
 PROMPT_INITS = ("text", "random")
 #: How the conditioning vector c (timestep embedding + motion prompt) enters the blocks (docs/model.md).
 CONDITIONING_KINDS = ("adaln", "adaln_single", "additive")
@@ -147,6 +147,11 @@ class ModelConfig:
     """Where the regulator's gains act: "smoothing" (only the smoothing weight s * (1 - g), in the sampler
     and the loss; the network and eta are untouched; the default, chosen on validation takes) or "all" (also
     the temporal blocks' FiLM modulation and the sampler's noise re-injection eta * g; the paper's design)."""
+    temporal_patch: int = 1
+    """Frames per temporal token, p: the blocks see T/p tokens per joint, each a linear map of p consecutive
+    frames' tokens, and the head decodes p frames from each, so the blocks cost ~1/p per frame (a cheaper
+    denoiser per frame; issue 14). 1 = one token per frame (the paper's design). Must divide ``frames``;
+    needs "adaln"/"adaln_single" conditioning (c and the gains are averaged over each token's frames)."""
     joint_mask: bool = False
     """Missing-joint input: the 2D embedding gets a per-joint visibility flag (1 seen, 0 missing) as a third
     channel, missing joints' 2D coordinates are zeroed, and the motion prompts and energy ignore them, so
@@ -154,8 +159,16 @@ class ModelConfig:
     "bounded" motion features and the "smoothed_speed" energy."""
 
     def __post_init__(self) -> None:
-        _check_positive(self, ("num_joints", "frames", "width", "depth", "heads", "mlp_ratio", "graph_hops"))
+        _check_positive(self, ("num_joints", "frames", "width", "depth", "heads", "mlp_ratio", "graph_hops",
+                               "temporal_patch"))
         _check_bounds(self, MODEL_LIMITS)
+        if isinstance(self.temporal_patch, bool) or not isinstance(self.temporal_patch, int) \
+                or self.frames % self.temporal_patch:
+            raise ValueError(f"ModelConfig: temporal_patch must be an integer dividing frames "
+                             f"({self.frames}), got {self.temporal_patch!r}")
+        if self.temporal_patch > 1 and self.conditioning == "additive":
+            raise ValueError("ModelConfig: temporal_patch > 1 needs conditioning 'adaln' or 'adaln_single' "
+                             "(the additive form adds its frame embedding inside the blocks)")
         if self.prompt_blocks is not None and (isinstance(self.prompt_blocks, bool)
                                                or not isinstance(self.prompt_blocks, int)
                                                or not 0 <= self.prompt_blocks <= self.depth):

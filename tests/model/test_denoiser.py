@@ -17,7 +17,14 @@ from posediffusion.config import (
     ModelConfig,
     preset,
 )
-from posediffusion.model.denoiser import Attention, Denoiser, timestep_embedding
+from posediffusion.model.denoiser import (
+    Attention,
+    Denoiser,
+    mean_over_patches,
+    patch_frames,
+    timestep_embedding,
+    unpatch_frames,
+)
 from posediffusion.model.pose_diffusion import PoseDiffusion
 from posediffusion.skeleton import zero_root
 
@@ -271,6 +278,76 @@ def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv
             module.register_forward_hook(graph_hook)
     run(net, *inputs(cfg, batch=1))
     assert net.flops_per_frame() == pytest.approx(total[0] / cfg.frames, rel=1e-9)
+
+
+def _count_flops(net: Denoiser, cfg: ModelConfig) -> float:
+    """Linear and attention matmul FLOPs of one forward pass, counted with hooks, per frame."""
+    total = [0.0]
+
+    def linear_hook(module: nn.Linear, args, _out) -> None:
+        total[0] += 2 * args[0].numel() * module.out_features
+
+    def attention_hook(module: Attention, args, kwargs, _out) -> None:
+        x = args[0]
+        given = [a for a in (*args[1:], kwargs.get("context"), kwargs.get("key_value")) if a is not None]
+        keys = given[0].shape[1] if given else x.shape[1]
+        total[0] += 2 * 2 * x.shape[0] * x.shape[1] * keys * x.shape[2]
+
+    def graph_hook(module, args, _out) -> None:
+        total[0] += 2 * args[0].shape[0] * J * J * args[0].shape[2]
+
+    for module in net.modules():
+        if isinstance(module, nn.Linear):
+            module.register_forward_hook(linear_hook)
+        elif isinstance(module, Attention):
+            module.register_forward_hook(attention_hook, with_kwargs=True)
+        elif type(module).__name__ == "AnatomicalGraph":
+            module.register_forward_hook(graph_hook)
+    run(net, *inputs(cfg, batch=1))
+    return total[0] / cfg.frames
+
+
+def test_patch_frames_groups_consecutive_frames_by_hand():
+    x = torch.arange(2 * 6 * 3 * 2, dtype=torch.float32).view(2, 6, 3, 2)  # (N, T, J, C)
+    patched = patch_frames(x, 3)  # (2, 2, 3, 6)
+    assert patched.shape == (2, 2, 3, 6)
+    for n in range(2):
+        for k in range(2):
+            for j in range(3):
+                expected = [float(x[n, 3 * k + i, j, c]) for i in range(3) for c in range(2)]
+                assert patched[n, k, j].tolist() == expected
+    assert torch.equal(unpatch_frames(patched, 3), x)
+    gains = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0, 9.0]])
+    assert mean_over_patches(gains, 3).tolist() == [[2.0, 6.0]]
+    assert mean_over_patches(torch.ones(1, 1, 4), 3).shape == (1, 1, 4)  # one c per window passes
+
+
+@pytest.mark.parametrize("energy_uses", ["smoothing", "all"])
+@pytest.mark.parametrize("conditioning", ["adaln", "adaln_single"])
+@pytest.mark.parametrize("patch", [2, 3])
+def test_temporal_patch_shapes_root_gradients_and_flops(patch, conditioning, energy_uses):
+    """temporal_patch=p: T/p tokens per joint in the blocks, every frame predicted, root 0, every parameter
+    trained; the analytic FLOPs match the hook count, and the blocks cost about 1/p of the unpatched net."""
+    cfg = small_config(frames=6, temporal_patch=patch, conditioning=conditioning, energy_uses=energy_uses)
+    net = Denoiser(cfg)
+    x2d, x_t, t = inputs(cfg)
+    out = net(x_t, t, net.encode_condition(x2d))
+    assert out.shape == (2, 6, J, 3) and torch.equal(out[:, :, 0], torch.zeros(2, 6, 3))
+    out.square().sum().backward()
+    unused = [n for n, prm in net.named_parameters() if prm.grad is None]
+    # "smoothing": the regulator's map trains through the loss's smoothing weight, not the network output
+    assert unused == ([] if energy_uses == "all" else ["energy.slope_raw", "energy.offset"])
+    assert net.flops_per_frame() == pytest.approx(_count_flops(net, cfg), rel=1e-9)
+    plain = Denoiser(small_config(frames=6, conditioning=conditioning, energy_uses=energy_uses))
+    assert net.flops_per_frame() < plain.flops_per_frame() * (1.0 / patch + 0.35)
+
+
+def test_temporal_patch_is_validated():
+    with pytest.raises(ValueError, match="temporal_patch must be an integer dividing frames"):
+        small_config(frames=5, temporal_patch=2)
+    with pytest.raises(ValueError, match="temporal_patch > 1 needs"):
+        small_config(frames=6, temporal_patch=3, conditioning="additive")
+    assert Denoiser(small_config()).patch_in is None  # p = 1: the unpatched network
 
 
 @pytest.mark.parametrize("prompt_kv", ["shared", "per_block"])

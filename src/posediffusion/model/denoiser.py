@@ -73,6 +73,25 @@ def _modulation(width: int, chunks: int) -> nn.Linear:
     return layer
 
 
+def patch_frames(x: Tensor, p: int) -> Tensor:
+    """(N, T, J, C) -> (N, T/p, J, p*C): token k of joint j holds frames kp..kp+p-1 of j, frame-major."""
+    n, t, j, c = x.shape
+    return x.view(n, t // p, p, j, c).transpose(2, 3).reshape(n, t // p, j, p * c)
+
+
+def unpatch_frames(x: Tensor, p: int) -> Tensor:
+    """The inverse of :func:`patch_frames`: (N, T/p, J, p*C) -> (N, T, J, C)."""
+    n, tp, j, pc = x.shape
+    return x.view(n, tp, j, p, pc // p).transpose(2, 3).reshape(n, tp * p, j, pc // p)
+
+
+def mean_over_patches(x: Tensor, p: int) -> Tensor:
+    """(N, T, ...) -> (N, T/p, ...): the mean over each token's p frames; a size-1 frame axis passes."""
+    if p == 1 or x.shape[1] == 1:
+        return x
+    return x.view(x.shape[0], x.shape[1] // p, p, *x.shape[2:]).mean(2)
+
+
 class Attention(nn.Module):
     """Multi-head attention; keys/values from ``context`` (self-attention when it is ``None``), or given.
 
@@ -264,7 +283,9 @@ class Denoiser(nn.Module):
         self.temporal_blocks = nn.ModuleList(TemporalBlock(cfg) for _ in range(cfg.depth))
         self.final_norm = _norm(cfg)
         self.final_modulation = block_modulation(cfg, chunks=2)
-        self.head = nn.Linear(d, 3)
+        p = cfg.temporal_patch  # p frames per token: merged after the embeddings, split again by the head
+        self.patch_in = nn.Linear(p * d, d) if p > 1 else None
+        self.head = nn.Linear(d, 3 * p)
         nn.init.normal_(self.head.weight, std=HEAD_INIT_STD)
         nn.init.zeros_(self.head.bias)
         self.root = skeleton.root
@@ -368,6 +389,11 @@ class Denoiser(nn.Module):
         x = cond["tokens"] + self.embed_3d(x_t)  # (N, T, J, D)
         c = self.condition_vector(t, cond, x.dtype)  # (N, T|1, D)
         gain = self.sampler_gain(cond) if self.cfg.gains_in_network else None  # (N, T) or None
+        p = self.cfg.temporal_patch
+        if self.patch_in is not None:  # T' = T/p tokens per joint from here to the head
+            x = self.patch_in(patch_frames(x, p))  # (N, T', J, D)
+            c = mean_over_patches(c, p)  # (N, T'|1, D)
+            gain = None if gain is None else mean_over_patches(gain, p)  # (N, T')
         if self.cfg.conditioning == "additive":
             x = x + c[:, :, None]  # (N, T, J, D): c added to every token once
             if self.gain_embedding is not None:
@@ -384,7 +410,9 @@ class Denoiser(nn.Module):
                 x = x + self.frame_embedding  # (N, T, J, D), before the first temporal block as MixSTE
             x = temporal(x, block_c, gain)
         shift, scale = modulation_terms(self.final_modulation, block_c, chunks=2)  # each (N, T|1, 1, D)
-        out = self.head(modulate(self.final_norm(x), shift, scale))  # (N, T, J, 3)
+        out = self.head(modulate(self.final_norm(x), shift, scale))  # (N, T', J, 3p)
+        if p > 1:
+            out = unpatch_frames(out, p)  # (N, T, J, 3)
         return zero_root(out, self.root)
 
     def learned_adjacency(self) -> Tensor | None:
@@ -402,23 +430,29 @@ class Denoiser(nn.Module):
         (encode_condition, the timestep MLP, prompt keys/values) is divided by T.
         """
         cfg, d, j, t = self.cfg, self.cfg.width, self.cfg.num_joints, self.cfg.frames
+        p = cfg.temporal_patch
         hidden, prompts = int(round(d * cfg.mlp_ratio)), len(PROMPT_NAMES)
-        cond_rows = 1.0 if cfg.motion_in_condition else 1.0 / t  # c is per frame with motion prompts in c
+        t_tokens = t // p  # the blocks' frame axis: one token per p frames
+        # rows of c per token frame: c is per frame with motion prompts in c, else once per window
+        cond_rows = 1.0 if cfg.motion_in_condition else 1.0 / t_tokens
         per_block_kv = cfg.prompt_kv == "per_block"
         block = j * (4 * d * d + 2 * d * hidden)  # q, kv, out, MLP
         if cfg.conditioning == "adaln":
             block += cond_rows * 6 * d * d  # the block's own modulation layer
         spatial = block + 2 * j * j * d  # + scores and weighted sum over J keys
-        temporal = block + 2 * j * t * d  # + scores and weighted sum over T keys
+        temporal = block + 2 * j * t_tokens * d  # + scores and weighted sum over T' keys
         if cfg.graph and cfg.graph_mode == "convolution":
             spatial += j * d * d + j * j * d  # the bias form adds no multiply-adds
         attending = cfg.prompt_attention_blocks  # spatial blocks with prompt cross-attention
         # q + out per joint, scores + sum over P keys (+ k/v per block), in the blocks with prompt attention
-        prompt_attention = 2 * j * d * d + 2 * j * prompts * d + per_block_kv * 2 * prompts * d * d / t
+        prompt_attention = 2 * j * d * d + 2 * j * prompts * d + per_block_kv * 2 * prompts * d * d / t_tokens
         macs = cfg.depth * (spatial + temporal) + attending * prompt_attention
-        macs += j * (5 + cfg.joint_mask) * d + j * d * 3  # 2D (+ visibility) + 3D embeddings, head
-        macs += 2 * d * d / t  # timestep MLP
+        # shared modulation (adaln_single) / final modulation (adaln), per token frame
         macs += cond_rows * d * d * {"adaln": 2, "adaln_single": 6, "additive": 0}[cfg.conditioning]
+        macs /= p  # everything above runs once per token, i.e. per p frames
+        macs += j * (5 + cfg.joint_mask) * d + j * d * 3  # 2D (+ visibility) + 3D embeddings, head
+        macs += j * d * d if p > 1 else 0  # patch_in: Linear(p*D, D) once per p frames
+        macs += 2 * d * d / t  # timestep MLP
         if cfg.motion_in_condition:
             macs += (4 * j + 6) * d + d * d
         elif cfg.motion_prompts:  # Linear(4, D) per token
