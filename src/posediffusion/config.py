@@ -324,7 +324,8 @@ class PoseDiffusionConfig:
 LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"conditioning": "adaln", "prompt_kv": "per_block", "motion_features": "raw_2d",
               "energy_kind": "raw_2d", "energy_sigma": 1.0, "energy_uses": "all", "joint_mask": False,
-              "prompt_blocks": None, "graph_mode": "convolution", "motion_prompt_target": "condition"},
+              "prompt_blocks": None, "graph_mode": "convolution", "motion_prompt_target": "condition",
+              "temporal_patch": 1},
     "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False,
                   "timestep_sampling": "uniform", "smoothing": 0.5},
 }

@@ -32,6 +32,21 @@ def test_sample_shapes_for_presets(name):
     assert (out[..., 0, :] == 0).all()
 
 
+def test_temporal_patch_samples_and_trains_end_to_end():
+    """p = 3 on the tiny preset (9 frames -> 3 tokens per joint): K-step sampling with flip gives every frame,
+    and one optimiser step on the training loss changes the prediction."""
+    model = PoseDiffusion.from_preset("tiny", temporal_patch=3)
+    x2d, x3d = windows(model)
+    out = model.sample(x2d, num_hypotheses=2, steps=3, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 2, 9, J, 3) and torch.isfinite(out).all() and (out[..., 0, :] == 0).all()
+    before = model.sample(x2d, steps=1, flip=False, generator=torch.Generator().manual_seed(1))
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.training_loss(x2d, x3d, generator=torch.Generator().manual_seed(2)).backward()
+    optimiser.step()
+    after = model.sample(x2d, steps=1, flip=False, generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(before, after)
+
+
 def test_return_all_steps_shape():
     model = tiny()
     x2d, _ = windows(model)
