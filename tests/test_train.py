@@ -87,7 +87,7 @@ def test_cli_design_flag_sets_the_components_forms_and_model_overrides_win(capsy
                  "--nolog", "--dry-run"]) == 0
     model = yaml.safe_load(capsys.readouterr().out)["model"]
     assert model == {"graph_mode": "convolution", "prompt_blocks": None, "energy_uses": "all",
-                     "smoothing": 0.84}  # the paper's forms; --model after --design
+                     "smoothing": 0.84, "temporal_patch": 1}  # the paper's forms; --model after --design
     # "default" resets a config file written in the paper's design
     (tmp_path / "paper.yaml").write_text("preset: tiny\nmodel:\n  graph_mode: convolution\n"
                                          "  prompt_blocks: null\n  energy_uses: all\n  smoothing: 0.5\n")
@@ -95,7 +95,7 @@ def test_cli_design_flag_sets_the_components_forms_and_model_overrides_win(capsy
                  "--dry-run"]) == 0
     model = yaml.safe_load(capsys.readouterr().out)["model"]
     assert model == {"graph_mode": "attention_bias", "prompt_blocks": 1, "energy_uses": "smoothing",
-                     "smoothing": 1.0}
+                     "smoothing": 1.0, "temporal_patch": 1}
     with pytest.raises(SystemExit):  # argparse refuses other names
         main(["train", "--design", "improved", "--dry-run"])
 

@@ -150,8 +150,8 @@ class ModelConfig:
     temporal_patch: int = 1
     """Frames per temporal token, p: the blocks see T/p tokens per joint, each a linear map of p consecutive
     frames' tokens, and the head decodes p frames from each, so the blocks cost ~1/p per frame (a cheaper
-    denoiser per frame; issue 14). 1 = one token per frame (the paper's design). Must divide ``frames``;
-    needs "adaln"/"adaln_single" conditioning (c and the gains are averaged over each token's frames)."""
+    denoiser per frame; issue 14). 1 = one token per frame (the paper's design). Must divide ``frames``. c and
+    the gains are averaged over each token's frames ("additive" adds its frame embedding per token)."""
     joint_mask: bool = False
     """Missing-joint input: the 2D embedding gets a per-joint visibility flag (1 seen, 0 missing) as a third
     channel, missing joints' 2D coordinates are zeroed, and the motion prompts and energy ignore them, so
@@ -165,10 +165,7 @@ class ModelConfig:
         if isinstance(self.temporal_patch, bool) or not isinstance(self.temporal_patch, int) \
                 or self.frames % self.temporal_patch:
             raise ValueError(f"ModelConfig: temporal_patch must be an integer dividing frames "
-                             f"({self.frames}), got {self.temporal_patch!r}")
-        if self.temporal_patch > 1 and self.conditioning == "additive":
-            raise ValueError("ModelConfig: temporal_patch > 1 needs conditioning 'adaln' or 'adaln_single' "
-                             "(the additive form adds its frame embedding inside the blocks)")
+                             f"({self.frames}), got {self.temporal_patch!r} (1 = one token per frame)")
         if self.prompt_blocks is not None and (isinstance(self.prompt_blocks, bool)
                                                or not isinstance(self.prompt_blocks, int)
                                                or not 0 <= self.prompt_blocks <= self.depth):
@@ -350,18 +347,20 @@ def with_legacy_defaults(data: Any) -> Any:
 #: the temporal blocks, the sampler's noise and the smoothing (strength 0.5):
 #: ``preset(name, **PAPER_DESIGN)``.
 PAPER_DESIGN: dict[str, Any] = {"graph_mode": "convolution", "prompt_blocks": None, "energy_uses": "all",
-                                "smoothing": 0.5}
+                                "smoothing": 0.5, "temporal_patch": 1}
 
 #: The same keys at the package defaults (chosen on validation takes, 2026-11-30): the graph as an
 #: attention bias, prompt cross-attention in the first spatial block, the regulator's gains setting only
-#: the smoothing weight (strength 1). Puts a config that started from ``PAPER_DESIGN`` back to the default.
+#: the smoothing weight (strength 1), one token per frame. Puts a config that started from
+#: ``PAPER_DESIGN`` back to the default.
 DEFAULT_DESIGN: dict[str, Any] = {"graph_mode": "attention_bias", "prompt_blocks": 1,
-                                  "energy_uses": "smoothing", "smoothing": 1.0}
+                                  "energy_uses": "smoothing", "smoothing": 1.0, "temporal_patch": 1}
 
 #: Overrides that turn any preset into the plain D3DP lifter of docs/model.md ("the baseline"): no
 #: component, timestep embedding added once to the tokens, no sampler smoothing.
 D3DP_BASELINE: dict[str, Any] = {"graph": False, "semantic_prompts": False, "motion_prompts": False,
-                                 "energy_regulator": False, "conditioning": "additive", "smoothing": 0.0}
+                                 "energy_regulator": False, "conditioning": "additive", "smoothing": 0.0,
+                                 "temporal_patch": 1}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"width": 512, "depth": 8, "heads": 8, "frames": 243, "attention": "sdpa"},

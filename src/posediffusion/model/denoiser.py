@@ -263,7 +263,9 @@ class Denoiser(nn.Module):
         self.embed_2d = nn.Linear(3 if cfg.joint_mask else 2, d)  # (x, y[, visibility flag]) -> D
         self.embed_3d = nn.Linear(3, d, bias=False)
         self.joint_embedding = nn.Parameter(0.02 * torch.randn(cfg.num_joints, d))  # (J, D)
-        self.frame_embedding = nn.Parameter(0.02 * torch.randn(cfg.frames, 1, d))  # (T, 1, D)
+        # (T, 1, D) on the input tokens; "additive": before the first temporal block, per token (T/p, 1, D)
+        rows = cfg.frames // cfg.temporal_patch if cfg.conditioning == "additive" else cfg.frames
+        self.frame_embedding = nn.Parameter(0.02 * torch.randn(rows, 1, d))
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.semantic = SemanticPrompts(skeleton, d, cfg.prompt_init) if cfg.semantic_prompts else None
         attending = cfg.prompt_attention_blocks  # the first spatial blocks cross-attend to the prompts
