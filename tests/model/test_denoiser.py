@@ -34,7 +34,8 @@ SWITCHES = ("graph", "semantic_prompts", "motion_prompts", "energy_regulator")
 
 def small_config(**overrides) -> ModelConfig:
     # one token per frame unless a test asks for patches (pinned: 5 frames take no p > 1)
-    return dataclasses.replace(ModelConfig(width=16, depth=2, heads=4, frames=5, temporal_patch=1), **overrides)
+    base = ModelConfig(width=16, depth=2, heads=4, frames=5, temporal_patch=1)
+    return dataclasses.replace(base, **overrides)
 
 
 def inputs(cfg: ModelConfig, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
