@@ -53,7 +53,8 @@ IMPROVED: dict[str, Any] = {"graph_mode": "attention_bias", "prompt_blocks": 1, 
                             "smoothing": 1.0, "temporal_patch": 1}
 #: Variant -> ModelConfig/DiffusionConfig overrides of the preset. ``full`` and its single changes are the
 #: paper's design (``PAPER_DESIGN``, the package defaults until 2026-11-30), pinned so that the recorded
-#: results reproduce; ``improved`` is today's default design (it pins its values too).
+#: results reproduce; ``improved`` is the default design of 2026-11-30, one token per frame (it pins its
+#: values too; today's default is ``improved`` + ``--set temporal_patch=9``).
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": dict(PAPER_DESIGN),
     **{f"no_{name}": {**PAPER_DESIGN, name: False} for name in SWITCHES},  # regulator off: constant smoothing

@@ -95,7 +95,7 @@ def test_cli_design_flag_sets_the_components_forms_and_model_overrides_win(capsy
                  "--dry-run"]) == 0
     model = yaml.safe_load(capsys.readouterr().out)["model"]
     assert model == {"graph_mode": "attention_bias", "prompt_blocks": 1, "energy_uses": "smoothing",
-                     "smoothing": 1.0, "temporal_patch": 1}
+                     "smoothing": 1.0, "temporal_patch": 9}
     with pytest.raises(SystemExit):  # argparse refuses other names
         main(["train", "--design", "improved", "--dry-run"])
 

@@ -147,11 +147,13 @@ class ModelConfig:
     """Where the regulator's gains act: "smoothing" (only the smoothing weight s * (1 - g), in the sampler
     and the loss; the network and eta are untouched; the default, chosen on validation takes) or "all" (also
     the temporal blocks' FiLM modulation and the sampler's noise re-injection eta * g; the paper's design)."""
-    temporal_patch: int = 1
+    temporal_patch: int = 9
     """Frames per temporal token, p: the blocks see T/p tokens per joint, each a linear map of p consecutive
     frames' tokens, and the head decodes p frames from each, so the blocks cost ~1/p per frame (a cheaper
-    denoiser per frame; issue 14). 1 = one token per frame (the paper's design). Must divide ``frames``. c and
-    the gains are averaged over each token's frames ("additive" adds its frame embedding per token)."""
+    denoiser per frame; issue 14). 9 (the default since 2026-12-01, chosen on validation takes with the
+    ``small`` preset's 27 frames: 3 tokens per joint; ``tiny`` uses 3); 1 = one token per frame (the paper's
+    design). Must divide ``frames``. c and the gains are averaged over each token's frames ("additive" adds
+    its frame embedding per token)."""
     joint_mask: bool = False
     """Missing-joint input: the 2D embedding gets a per-joint visibility flag (1 seen, 0 missing) as a third
     channel, missing joints' 2D coordinates are zeroed, and the motion prompts and energy ignore them, so
@@ -165,7 +167,8 @@ class ModelConfig:
         if isinstance(self.temporal_patch, bool) or not isinstance(self.temporal_patch, int) \
                 or self.frames % self.temporal_patch:
             raise ValueError(f"ModelConfig: temporal_patch must be an integer dividing frames "
-                             f"({self.frames}), got {self.temporal_patch!r} (1 = one token per frame)")
+                             f"({self.frames}), got {self.temporal_patch!r} (1 = one token per frame; on "
+                             f"the command line: --model temporal_patch=N)")
         if self.prompt_blocks is not None and (isinstance(self.prompt_blocks, bool)
                                                or not isinstance(self.prompt_blocks, int)
                                                or not 0 <= self.prompt_blocks <= self.depth):
@@ -349,12 +352,12 @@ def with_legacy_defaults(data: Any) -> Any:
 PAPER_DESIGN: dict[str, Any] = {"graph_mode": "convolution", "prompt_blocks": None, "energy_uses": "all",
                                 "smoothing": 0.5, "temporal_patch": 1}
 
-#: The same keys at the package defaults (chosen on validation takes, 2026-11-30): the graph as an
-#: attention bias, prompt cross-attention in the first spatial block, the regulator's gains setting only
-#: the smoothing weight (strength 1), one token per frame. Puts a config that started from
-#: ``PAPER_DESIGN`` back to the default.
+#: The same keys at the package defaults (chosen on validation takes, 2026-11-30; the temporal patches
+#: 2026-12-01): the graph as an attention bias, prompt cross-attention in the first spatial block, the
+#: regulator's gains setting only the smoothing weight (strength 1), 9 frames per temporal token. Puts a
+#: config that started from ``PAPER_DESIGN`` back to the default.
 DEFAULT_DESIGN: dict[str, Any] = {"graph_mode": "attention_bias", "prompt_blocks": 1,
-                                  "energy_uses": "smoothing", "smoothing": 1.0, "temporal_patch": 1}
+                                  "energy_uses": "smoothing", "smoothing": 1.0, "temporal_patch": 9}
 
 #: Overrides that turn any preset into the plain D3DP lifter of docs/model.md ("the baseline"): no
 #: component, timestep embedding added once to the tokens, no sampler smoothing.
@@ -366,7 +369,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"width": 512, "depth": 8, "heads": 8, "frames": 243, "attention": "sdpa"},
     "base": {"width": 128, "depth": 4, "heads": 8, "frames": 81, "attention": "sdpa"},
     "small": {"width": 64, "depth": 4, "heads": 8, "frames": 27, "attention": "math"},
-    "tiny": {"width": 32, "depth": 2, "heads": 4, "frames": 9, "attention": "sdpa"},
+    "tiny": {"width": 32, "depth": 2, "heads": 4, "frames": 9, "attention": "sdpa", "temporal_patch": 3},
 }
 """Named presets: flat overrides of ModelConfig/DiffusionConfig defaults. The attention kernel of each is
 the faster one measured on the 2-core CPU (docs/model.md)."""

@@ -137,8 +137,7 @@ def test_adaln_single_shares_one_modulation_and_learns_per_block_offsets():
 
 def test_parameter_counts_of_the_paper_preset():
     """Issue 10: the D3DP baseline at paper size has ~34 M parameters; the full model stays within 1.3x."""
-    baseline = PoseDiffusion.from_preset("paper", graph=False, semantic_prompts=False, motion_prompts=False,
-                                         energy_regulator=False, conditioning="additive").count_parameters()
+    baseline = PoseDiffusion.from_preset("paper", **D3DP_BASELINE).count_parameters()
     full = PoseDiffusion.from_preset("paper").count_parameters()
     paper_design = PoseDiffusion.from_preset("paper", **PAPER_DESIGN).count_parameters()
     assert 33e6 <= baseline <= 36e6

@@ -280,7 +280,9 @@ def test_counts():
     model = tiny()
     assert model.count_parameters() == sum(p.numel() for p in model.denoiser.parameters())
     assert model.flops_per_frame() == model.denoiser.flops_per_frame() > 0
-    assert PoseDiffusion.from_preset("small").flops_per_frame() > 4 * model.flops_per_frame()
+    per_frame_tokens = {"temporal_patch": 1}  # the width/depth/window sizes alone
+    small, tiny_p1 = (PoseDiffusion.from_preset(name, **per_frame_tokens) for name in ("small", "tiny"))
+    assert small.flops_per_frame() > 4 * tiny_p1.flops_per_frame()
 
 
 def test_float64_follows_input():
