@@ -243,44 +243,6 @@ def test_follows_input_dtype():
     assert run(net, x2d.double(), x_t.double(), t).dtype == torch.float64
 
 
-@pytest.mark.parametrize(("graph_mode", "motion_target"),
-                         list(zip(GRAPH_MODES, MOTION_PROMPT_TARGETS, strict=True)))
-@pytest.mark.parametrize("prompt_blocks", [None, 1, 0])
-@pytest.mark.parametrize("prompt_kv", ["shared", "per_block"])
-@pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
-@pytest.mark.parametrize("switches_on", [True, False])
-def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv, prompt_blocks, graph_mode,
-                                            motion_target):
-    """Count linear and attention matmuls with forward hooks (independent of the analytic formula)."""
-    cfg = small_config(conditioning=conditioning, prompt_kv=prompt_kv, prompt_blocks=prompt_blocks,
-                       graph_mode=graph_mode, motion_prompt_target=motion_target,
-                       **dict.fromkeys(SWITCHES, switches_on))
-    net = Denoiser(cfg)
-    total = [0.0]
-
-    def linear_hook(module: nn.Linear, args, _out) -> None:
-        total[0] += 2 * args[0].numel() / module.in_features * module.in_features * module.out_features
-
-    def attention_hook(module: Attention, args, kwargs, _out) -> None:
-        x = args[0]
-        given = [a for a in (*args[1:], kwargs.get("context"), kwargs.get("key_value")) if a is not None]
-        keys = given[0].shape[1] if given else x.shape[1]
-        total[0] += 2 * 2 * x.shape[0] * x.shape[1] * keys * x.shape[2]
-
-    def graph_hook(module, args, _out) -> None:
-        total[0] += 2 * args[0].shape[0] * J * J * args[0].shape[2]
-
-    for module in net.modules():
-        if isinstance(module, nn.Linear):
-            module.register_forward_hook(linear_hook)
-        elif isinstance(module, Attention):
-            module.register_forward_hook(attention_hook, with_kwargs=True)
-        elif type(module).__name__ == "AnatomicalGraph":
-            module.register_forward_hook(graph_hook)
-    run(net, *inputs(cfg, batch=1))
-    assert net.flops_per_frame() == pytest.approx(total[0] / cfg.frames, rel=1e-9)
-
-
 def _count_flops(net: Denoiser, cfg: ModelConfig) -> float:
     """Linear and attention matmul FLOPs of one forward pass, counted with hooks, per frame."""
     total = [0.0]
@@ -306,6 +268,22 @@ def _count_flops(net: Denoiser, cfg: ModelConfig) -> float:
             module.register_forward_hook(graph_hook)
     run(net, *inputs(cfg, batch=1))
     return total[0] / cfg.frames
+
+
+@pytest.mark.parametrize(("graph_mode", "motion_target"),
+                         list(zip(GRAPH_MODES, MOTION_PROMPT_TARGETS, strict=True)))
+@pytest.mark.parametrize("prompt_blocks", [None, 1, 0])
+@pytest.mark.parametrize("prompt_kv", ["shared", "per_block"])
+@pytest.mark.parametrize("conditioning", CONDITIONING_KINDS)
+@pytest.mark.parametrize("switches_on", [True, False])
+def test_flops_per_frame_matches_hook_count(switches_on, conditioning, prompt_kv, prompt_blocks, graph_mode,
+                                            motion_target):
+    """Count linear and attention matmuls with forward hooks (independent of the analytic formula)."""
+    cfg = small_config(conditioning=conditioning, prompt_kv=prompt_kv, prompt_blocks=prompt_blocks,
+                       graph_mode=graph_mode, motion_prompt_target=motion_target,
+                       **dict.fromkeys(SWITCHES, switches_on))
+    net = Denoiser(cfg)
+    assert net.flops_per_frame() == pytest.approx(_count_flops(net, cfg), rel=1e-9)
 
 
 def test_patch_frames_groups_consecutive_frames_by_hand():
