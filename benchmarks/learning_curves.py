@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 MODEL_NAMES = {"full": "full model (paper design)",
-               "improved": "improved (default design of 2026-11-30, one token per frame)",
+               "improved": "improved (2026-11-30 default design; p=9 = today's)",
                "d3dp": "D3DP-style baseline"}
 #: Training-recipe fields of ``command_args`` that make two diffusion runs different models.
 RECIPE_FIELDS = ("preset", "batch_size", "lr", "lr_schedule", "lr_decay", "ema_decay", "set", "budget_clock",
