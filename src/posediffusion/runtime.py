@@ -73,7 +73,7 @@ def process_group_backend(device: torch.device, local_world_size: int, gpu_count
 
 
 def setup_runtime(config: TrainConfig) -> Runtime:
-    """Device, AMP and (under ``torchrun``) the process group: NCCL on CUDA, gloo on CPU."""
+    """Device, AMP and (under ``torchrun``) the process group (:func:`process_group_backend`)."""
     world_size, local_rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device, local_rank)
     amp = config.amp if config.amp != "auto" else ("bf16" if device.type == "cuda" else "none")
@@ -86,7 +86,7 @@ def setup_runtime(config: TrainConfig) -> Runtime:
         owns = not dist.is_initialized()
         if owns:
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
-            gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+            gpus = torch.cuda.device_count()
             backend = process_group_backend(device, local_world, gpus)
             if device.type == "cuda" and backend == "gloo":
                 log.info("%d processes on %d GPU(s): gloo process group (NCCL needs one GPU per process)",

@@ -392,7 +392,7 @@ class Denoiser(nn.Module):
         c = self.condition_vector(t, cond, x.dtype)  # (N, T|1, D)
         gain = self.sampler_gain(cond) if self.cfg.gains_in_network else None  # (N, T) or None
         p = self.cfg.temporal_patch
-        if self.patch_in is not None:  # T' = T/p tokens per joint from here to the head
+        if p > 1:  # T' = T/p tokens per joint from here to the head
             x = self.patch_in(patch_frames(x, p))  # (N, T', J, D)
             c = mean_over_patches(c, p)  # (N, T'|1, D)
             gain = None if gain is None else mean_over_patches(gain, p)  # (N, T')
