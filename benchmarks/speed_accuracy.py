@@ -5,7 +5,9 @@ as ``evaluate.predict_sequences`` calls it: windows of the model's length, strid
 ``--stride``, all windows of all sequences batched together, overlaps averaged) and the same seed, then takes
 P-Agg (``aggregate.pose_aggregate``: the mean of the H hypotheses) of the model's root-relative output.
 
-- Data: the CMU-derived dataset (``common.ensure_dataset``), test subjects S9+S11, camera ``--camera`` only,
+- Data: the CMU-derived dataset (``common.ensure_dataset``), test subjects S9+S11 (``--split validation``: the
+  validation takes ``train`` holds out of S1-S8 by default, to choose a setting without the test split; no
+  TCN point there), camera ``--camera`` only,
   ``--keypoints`` 2D (``det`` = detector-like; ``det,gt`` adds GT 2D), the first ``--frames`` frames of every
   test sequence (cut before windowing, as ``max_frames_per_sequence`` does for ``posediffusion evaluate``).
 - Grid: H in ``--hypotheses`` x K in ``--steps`` x flip on/off at the checkpoint's eta; plus the eta study:
@@ -78,7 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", default="/work/data_cmu", help="CMU-derived dataset (prepared when absent)")
     p.add_argument("--keypoints", default="det", help="comma-separated 2D inputs: det, gt")
     p.add_argument("--camera", default="54138969")
-    p.add_argument("--frames", type=int, default=27, help="first N frames of every test sequence")
+    p.add_argument("--frames", type=int, default=27, help="first N frames of every sequence")
+    p.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="test takes (S9, S11) or the validation takes of the training subjects (to choose a "
+                        "setting without the test split)")
     p.add_argument("--hypotheses", default="1,5,20", help="H values of the grid")
     p.add_argument("--steps", default="1,2,5,10", help="K values of the grid")
     p.add_argument("--flips", default="1,0", help="flip values of the grid (1 on, 0 off)")
@@ -139,7 +144,12 @@ def grid(args: argparse.Namespace, model_eta: float) -> list[tuple[Setting, list
 
 
 def load_test(args: argparse.Namespace, keypoints: str) -> list:
-    """Test sequences of ``--camera``, cut to their first ``--frames`` frames."""
+    """Sequences of ``--split`` seen by ``--camera``, cut to their first ``--frames`` frames: the test takes,
+    or the validation takes ``train`` holds out of the training subjects by default (``val_fraction`` 0.1,
+    seed 0: the bundled model's)."""
+    if args.split == "validation":
+        return common.camera_takes(argparse.Namespace(**{**vars(args), "max_sequences": None}), keypoints,
+                                   split="validation")
     from posediffusion.config import DataConfig
     from posediffusion.data.selection import load_sequences
 
@@ -644,8 +654,9 @@ def main(argv: list[str] | None = None) -> int:
     keypoint_inputs = [k for k in args.keypoints.split(",") if k]
     sequences = {k: load_test(args, k) for k in keypoint_inputs}
     first = sequences[keypoint_inputs[0]]
-    data_settings = {"checkpoint": source, "data_dir": args.data_dir, "camera": args.camera,
-                     "frames": args.frames, "seed": args.seed, "batch_size": args.batch_size,
+    data_settings = {"checkpoint": source, "data_dir": args.data_dir, "split": args.split,
+                     "camera": args.camera, "frames": args.frames, "seed": args.seed,
+                     "batch_size": args.batch_size,
                      "stride": args.stride or model.config.model.frames, "keypoints": keypoint_inputs}
     payload: dict[str, Any] = {}
     if args.resume and json_path.is_file():
@@ -670,7 +681,8 @@ def main(argv: list[str] | None = None) -> int:
     payload["timing"] = ("time.process_time / time.perf_counter around inference.sample_sequences + P-Agg "
                          "(data and model loading excluded), one warm-up call before the first setting")
     start, cpu_start = time.monotonic(), time.process_time()
-    tcn = tcn_point(args, sequences["det"]) if "det" in sequences else None
+    # the TCN's recorded scores are the test split's: no reference point on validation takes
+    tcn = tcn_point(args, sequences["det"]) if "det" in sequences and args.split == "test" else None
     if tcn:
         payload["tcn"], payload["tcn_reference_fps"] = tcn, tcn["from_json"]["frames_per_cpu_second"]
         print(f"TCN: {tcn.get('same_frames', tcn['from_json'])}", flush=True)
