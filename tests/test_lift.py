@@ -51,6 +51,24 @@ def test_uncertainty_is_hypothesis_spread_and_hypotheses_kept(tiny_model):
     np.testing.assert_allclose(result.pose_3d, hyps.mean(0) - hyps.mean(0)[:, :1], atol=1e-5)
 
 
+def test_one_hypothesis_has_no_uncertainty_and_every_output_says_so(tmp_path, tiny_checkpoint, capsys):
+    src = tmp_path / "kp.npz"
+    save_keypoints_npz(src, _track(12), (1000, 1000))
+    out, js, csv, gif = (tmp_path / name for name in ("out.npz", "out.json", "out.csv", "out.gif"))
+    code = main(["lift", str(src), "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--hypotheses",
+                 "1", "--steps", "1", "--flip", "--json", str(js), "--csv", str(csv), "--render", str(gif)])
+    assert code == 0 and "uncertainty: not measured with one hypothesis" in capsys.readouterr().out
+    data = np.load(out)
+    assert data["uncertainty"].shape == (12, 17) and np.isnan(data["uncertainty"]).all()  # not 0: unmeasured
+    assert np.isfinite(data["pose_3d"]).all()
+    assert {v for row in json.loads(js.read_text())["uncertainty"] for v in row} == {None}  # strict JSON null
+    rows = [line.split(",") for line in csv.read_text().splitlines()]
+    column = rows[0].index("uncertainty")
+    assert {row[column] for row in rows[1:]} == {""} and len(rows) == 1 + 12 * 17
+    assert gif.stat().st_size > 0  # rendered without the uncertainty markers
+    assert main(["render", str(out), "--out", str(tmp_path / "again.gif")]) == 0
+
+
 def test_bad_input_is_rejected(tiny_model):
     with pytest.raises(ValueError, match="at least 2 frames"):
         lift_keypoints(_track(1), (1000, 1000), tiny_model)

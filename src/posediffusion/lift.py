@@ -96,7 +96,8 @@ class LiftResult:
     Attributes:
         pose_3d: (F, 17, 3) float32, metres, root-relative, camera-aligned axes (x right, y down, z forward);
             times ``scale_factor`` (the network's own output when ``scale_method`` is ``"none"``).
-        uncertainty: (F, 17) float32, metres: mean distance of the hypotheses from their mean per joint.
+        uncertainty: (F, 17) float32, metres: mean distance of the hypotheses from their mean per joint;
+            NaN with one hypothesis (H = 1 has no spread to measure; written as null in JSON, empty in CSV).
         keypoints_2d: (F, 17, 2) float32 input pixels (gaps filled).
         image_size: (width, height).
         hypotheses: (H, F, 17, 3) float32 or ``None`` (only when requested).
@@ -182,7 +183,7 @@ class LiftResult:
                    "scale_factor": self.scale_factor, "scale_method": self.scale_method,
                    "height": self.height,
                    "settings": self.settings, "pose_3d": np.round(self.pose_3d, 5).tolist(),
-                   "uncertainty": np.round(self.uncertainty, 5).tolist()}
+                   "uncertainty": _nan_to_none(np.round(self.uncertainty, 5))}
         if self.inferred is not None:  # (F, 17) 1 = never seen: inferred (see inferred_by), not measured
             payload["inferred"] = self.inferred.astype(int).tolist()
         write_text_atomic(path, _json(payload))
@@ -205,9 +206,17 @@ class LiftResult:
             for j, name in enumerate(H36M_17.joints):
                 (x, y, z), u = self.pose_3d[f, j], self.uncertainty[f, j]
                 flag = int(inferred[f, j])
-                lines.append(f"{f},{ids[f]},{name},{x:.5f},{y:.5f},{z:.5f},{u:.5f},{rate},{flag},{scale}")
+                u_text = f"{u:.5f}" if np.isfinite(u) else ""
+                lines.append(f"{f},{ids[f]},{name},{x:.5f},{y:.5f},{z:.5f},{u_text},{rate},{flag},{scale}")
         write_text_atomic(path, "\n".join(lines) + "\n")
         return Path(path)
+
+
+def _nan_to_none(values: np.ndarray) -> list:
+    """Nested lists of ``values`` with NaN as ``None`` (JSON null: strict JSON has no NaN)."""
+    out = values.astype(object)
+    out[np.isnan(values)] = None
+    return out.tolist()
 
 
 def _json(obj: Any) -> str:
@@ -301,7 +310,9 @@ def lift_keypoints(
     hyps = merged.result("hypotheses").astype(np.float32).transpose(1, 0, 2, 3) if keep_hypotheses else None
     return LiftResult(
         pose_3d=poses[aggregation],
-        uncertainty=merged.result("spread").astype(np.float32),
+        # one hypothesis has no spread: NaN says "not measured", where 0 would claim certainty
+        uncertainty=(merged.result("spread") if hypotheses > 1 else
+                     np.full(merged.result("spread").shape, np.nan)).astype(np.float32),
         keypoints_2d=pixels,
         image_size=image_size,
         hypotheses=hyps,

@@ -58,7 +58,8 @@ def render_animation(
             A new path or a regular file (replaced); a symlink writes to its target; folders, devices
             and FIFOs are refused (``io_utils.check_output_path``).
         ground_truth: optional (F, J, 3) metres, drawn as a third panel.
-        uncertainty: optional (F, J) metres per joint, drawn as marker size and colour in the prediction.
+        uncertainty: optional (F, J) metres per joint, drawn as marker size and colour in the prediction;
+            all NaN (``lift`` with one hypothesis: no spread to measure) draws none.
         fps: frame rate of the input; the output plays at ``fps / stride`` so time runs at real speed.
         skeleton: bones and left/right sides.
         image_size: (width, height) pixels of ``keypoints_2d``; ``None`` means normalised coordinates.
@@ -70,6 +71,7 @@ def render_animation(
     """
     out_path = Path(out_path)
     frames = _frame_indices(out_path, len(prediction), max_frames, stride, fps)
+    uncertainty = _measured(uncertainty)
     _check_arrays(keypoints_2d, prediction, ground_truth, uncertainty, skeleton.num_joints)
     poses = {"prediction": prediction} | ({"ground truth": ground_truth} if ground_truth is not None else {})
     scene = _Scene(keypoints_2d, poses, uncertainty, skeleton, image_size, title)
@@ -116,7 +118,7 @@ def render_video(
         prediction: (F, J, 3) metres, root-relative, camera frame (x right, y down, z forward).
         out_path: .gif or .mp4, written atomically as by :func:`render_animation`.
         image_size: (width, height) pixels of the frames.
-        uncertainty: optional (F, J) metres, drawn on the 3D panel.
+        uncertainty: optional (F, J) metres, drawn on the 3D panel (all NaN: none, as above).
         filled: optional (F, J) bool: joints that were missing and filled, drawn in magenta (others white).
         fps: the video's frame rate; the output plays at ``fps / stride``.
         skeleton, title, max_frames, stride: as for :func:`render_animation`.
@@ -128,6 +130,7 @@ def render_video(
     """
     out_path = Path(out_path)
     indices = _frame_indices(out_path, len(prediction), max_frames, stride, fps)
+    uncertainty = _measured(uncertainty)
     _check_arrays(keypoints_2d, prediction, None, uncertainty, skeleton.num_joints)
     if filled is not None and np.shape(filled) != np.shape(prediction)[:2]:
         raise ValueError(f"render: filled must have shape {np.shape(prediction)[:2]}, got {np.shape(filled)}")
@@ -145,7 +148,8 @@ def load_prediction(path: str | Path) -> dict[str, np.ndarray]:
     """Read and check the npz that ``posediffusion lift`` writes.
 
     Keys: ``keypoints_2d`` (F, 17, 2) px, ``image_size`` (2,), ``pose_3d`` (F, 17, 3) m; optional
-    ``ground_truth`` (F, 17, 3), ``uncertainty`` (F, 17), ``hypotheses`` (H, F, 17, 3), ``fps`` scalar.
+    ``ground_truth`` (F, 17, 3), ``uncertainty`` (F, 17; dropped when all NaN: one hypothesis, not
+    measured), ``hypotheses`` (H, F, 17, 3), ``fps`` scalar.
     Raises ``FileNotFoundError``/``ValueError`` naming the file and the problem.
     """
     path = Path(path)
@@ -157,6 +161,8 @@ def load_prediction(path: str | Path) -> dict[str, np.ndarray]:
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}; "
                          "expected the npz written by `posediffusion lift`")
+    if "uncertainty" in data and _measured(data["uncertainty"]) is None:
+        del data["uncertainty"]
     n = len(data["pose_3d"])
     shapes = {"keypoints_2d": (n, 17, 2), "pose_3d": (n, 17, 3), "image_size": (2,),
               "ground_truth": (n, 17, 3), "uncertainty": (n, 17)}
@@ -191,6 +197,17 @@ def _frame_indices(out_path: Path, num_frames: int, max_frames: int | None, stri
         raise ValueError(f"{out_path}: need stride >= 1, max_frames >= 1 and fps > 0 "
                          f"(got {stride}, {max_frames}, {fps})")
     return np.arange(0, num_frames, stride)[:max_frames]
+
+
+def _measured(uncertainty: np.ndarray | None) -> np.ndarray | None:
+    """``None`` for an uncertainty that is all NaN (not measured: ``lift`` with one hypothesis); partly NaN
+    values are left for :func:`_check_arrays` to refuse."""
+    values = np.asarray(uncertainty) if uncertainty is not None else None
+    if values is None or not values.size or not np.issubdtype(values.dtype, np.floating):
+        return uncertainty
+    if np.isnan(values).all():
+        return None
+    return uncertainty
 
 
 def _check_arrays(keypoints_2d: np.ndarray, prediction: np.ndarray, ground_truth: np.ndarray | None,

@@ -241,5 +241,8 @@ def _report(args: argparse.Namespace, result: Any, written: dict[str, str], pref
            "assumed": "ASSUMED: the input states none; pass --fps"}.get(result.fps_source, result.fps_source)
     print(f"{prefix}input frames {ids[0]}..{ids[-1]}; fps {result.fps:g} ({how})")
     print(f"{prefix}{scale_summary(result)}")
+    if args.hypotheses < 2:
+        print(f"{prefix}uncertainty: not measured with one hypothesis (NaN; --hypotheses 5 or --accurate "
+              "measures the spread of hypotheses)")
     for path in written.values():
         print(f"wrote {path}")
