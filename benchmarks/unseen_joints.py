@@ -20,7 +20,7 @@ with up to 3 joints are inside the training distribution of joint dropout (1-3 l
 window); ``lower legs`` (4 joints) is outside it.
 
 Sampling: ``inference.sample_sequences`` with windows of the model's length, stride T // 2 and Hann weights
-(``lift_keypoints``'s merge), H / K / flip from ``lift.FAST_SAMPLING`` (H=5, K=2, no flip) unless given,
+(``lift_keypoints``'s merge), H / K / flip from ``lift.FAST_SAMPLING`` (H=1, K=1, flip) unless given,
 sampler seed ``--seed`` for every condition.
 
     OMP_NUM_THREADS=1 python benchmarks/unseen_joints.py --data-dir /work/data_cmu \\

@@ -25,7 +25,7 @@ sees the same 2D; every camera's intrinsics and extrinsics (per take) are in the
 Scoring: ``inference.sample_sequences`` as ``evaluate.predict_sequences`` calls it (windows of the model's
 length, stride = length, overlaps averaged; ``--batch-size`` 16 windows per call: 64, evaluate's default,
 ran 2.3x slower per frame on this machine), H / K / flip from
-``lift.FAST_SAMPLING`` (H=5, K=2, no flip) unless overridden, the model's eta, sampler seed ``--seed`` per
+``lift.FAST_SAMPLING`` (H=1, K=1, flip) unless overridden, the model's eta, sampler seed ``--seed`` per
 condition; P-Agg (``aggregate.pose_aggregate``) of the root-relative output; MPJPE and P-MPJPE
 (``posediffusion.metrics``) in mm, pooled over frames. Kinds of a virtual camera: landscape / portrait /
 square image; focal short / long (focal / image width below / above the middle of the sampler's

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from posediffusion import checkpoint as ck
-from posediffusion.config import LEGACY_MODEL_DEFAULTS
+from posediffusion.config import DEFAULT_DESIGN, LEGACY_MODEL_DEFAULTS
 from posediffusion.model.pose_diffusion import PoseDiffusion
 from tests.helpers import REPO
 
@@ -184,20 +184,21 @@ def test_an_old_checkpoint_loads_and_samples_as_before(tmp_path):
     assert torch.equal(sample[0], sample[1])
 
 
-def test_the_bundled_model_is_todays_network_with_the_missing_joint_input():
+def test_the_bundled_model_is_todays_default_design_with_the_missing_joint_input():
     model, checkpoint = ck.load_model(BUNDLED_MODEL)
     stored = json.loads((BUNDLED_MODEL / ck.CONFIG_FILE).read_text())["model"]
     # written with today's keys: nothing is filled from LEGACY_MODEL_DEFAULTS
     assert stored["model"]["conditioning"] == "adaln_single" and stored["model"]["joint_mask"] is True
+    assert stored["model"]["temporal_patch"] == 9 and stored["model"]["graph_mode"] == "attention_bias"
     assert model.config.model.joint_mask and model.config.model.energy_kind == "smoothed_speed"
     assert all(model.config.model.__dict__[k] for k in ("graph", "semantic_prompts", "motion_prompts",
                                                           "energy_regulator"))
-    # trained before the defaults changed to the validated design: the keys it lacks read as the paper's
-    # design it was trained with (LEGACY_MODEL_DEFAULTS), not today's defaults
-    assert "graph_mode" not in stored["model"] and "energy_uses" not in stored["model"]
-    cfg = model.config.model
-    assert (cfg.graph_mode, cfg.prompt_blocks, cfg.energy_uses) == ("convolution", None, "all")
-    assert model.config.diffusion.smoothing == 0.5 and model.denoiser.spatial_blocks[0].graph is not None
+    # trained in the default design (retrained 2026-12-01), every key of it as stored
+    cfg = model.config
+    design = {**{k: getattr(cfg.model, k) for k in DEFAULT_DESIGN if hasattr(cfg.model, k)},
+              **{k: getattr(cfg.diffusion, k) for k in DEFAULT_DESIGN if hasattr(cfg.diffusion, k)}}
+    assert design == DEFAULT_DESIGN
+    assert model.denoiser.spatial_blocks[0].graph is None  # the graph is an attention bias, not a branch
     data = checkpoint.run_config["data"]
     assert data["camera_augmentation"] and data["subjects_test"] == ["S9", "S11"]
     assert checkpoint.run_config["joint_dropout"] == 0.2

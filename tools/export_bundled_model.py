@@ -7,8 +7,7 @@ project's development setup at ../shared/data/ beside the checkout, not shipped)
         --out DATA --name cmu --seed 0
     OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m posediffusion.cli train -d cmu --data-dir DATA -k det \
         --preset small -c RUN -b 8 -e 100000 --model joint_mask=true --joint-dropout 0.2 \
-        --camera-augmentation --max-steps 40000 --val-every-steps 1000 --save-every-steps 250 --nolog
-    # (the bundled run was continued with --resume --max-steps 14000 --budget-min 105: docs/bundled-model.md)
+        --camera-augmentation --max-steps 24000 --val-every-steps 1000 --save-every-steps 250 --nolog
     python tools/export_bundled_model.py RUN --name best --weights ema \
         --out src/posediffusion/assets/cmu_small
 """

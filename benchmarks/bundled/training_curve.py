@@ -42,7 +42,7 @@ def markdown(rows: list[dict[str, float]], every: int) -> str:
     for r in marks:
         lines.append(f"| {r['step']:,} | {r['epoch']} | {r['lr']:.2e} | {r['loss_mm']:.1f} | "
                      f"{r['val_mm']:.1f} |")
-    best = min(rows, key=lambda r: r["val_mm"])
+    best = min(rows, key=lambda r: (r["val_mm"], -r["step"]))  # a tie goes to the later step, as in train
     lines += ["", f"Best validation MPJPE {best['val_mm']:.2f} mm at step {best['step']:,} "
                   f"(epoch {best['epoch']})."]
     return "\n".join(lines) + "\n"

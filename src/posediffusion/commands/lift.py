@@ -46,21 +46,21 @@ def add_lifting_arguments(parser: argparse.ArgumentParser, *, min_confidence_hel
 
     parser.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled model)")
     parser.add_argument("--hypotheses", "-num_proposals", type=int, default=None,
-                        help="H samples (default 5; 20 with --accurate)")
+                        help="H samples (default 1, which measures no uncertainty; 20 with --accurate)")
     parser.add_argument("--steps", "-sampling_timesteps", type=int, default=None,
-                        help="K DDIM steps (default 2)")
+                        help="K DDIM steps (default 1; 5 with --accurate)")
     parser.add_argument("--accurate", action="store_true",
-                        help="the most accurate sampling of the speed-accuracy sweep (H=20, K=2, flip), "
-                             "about 16x slower than the default (H=5, K=2, no flip; ~1.5 %% higher MPJPE)")
+                        help="the most accurate sampling of the speed-accuracy sweep (H=20, K=5, flip), "
+                             "about 100x slower than the default (H=1, K=1, flip; ~4.6 %% higher MPJPE)")
     parser.add_argument("--aggregation", choices=("p-agg", "j-agg", "pose", "joint"), default="p-agg",
                         metavar="{p-agg,j-agg}",
                         help="p-agg = P-Agg, mean of hypotheses (default); j-agg = J-Agg without a camera "
                              "(weak perspective); the old names pose and joint still work")
     flip = parser.add_mutually_exclusive_group()
     flip.add_argument("--flip", dest="flip", action="store_true", default=None,
-                      help="flip test-time augmentation (2x the time; on with --accurate)")
+                      help="flip test-time augmentation (2x the time; the default)")
     flip.add_argument("--no-flip", dest="flip", action="store_false", help="no flip test-time augmentation "
-                      "(the default without --accurate)")
+                      "(about 2x faster)")
     parser.add_argument("--stride", type=int, default=None, metavar="N",
                         help="window stride in frames (default: half the window, 13 for the bundled model: "
                              "overlapping windows are blended, which smooths their seams); the window length "
