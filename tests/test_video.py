@@ -255,7 +255,9 @@ def test_cli_fps_override_and_missing_frames(clip, tmp_path, tiny_checkpoint, mo
     monkeypatch.setattr(video, "MediaPipePose", lambda: FakeDetector(absent=(0, 4)))
     code = main(["video", str(clip), "--out", str(tmp_path / "o.npz"), "--fps", "30",
                  "--checkpoint", str(tiny_checkpoint), "--hypotheses", "1", "--steps", "1"])
-    assert code == 0 and "a person found in 4 of them" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert code == 0 and "a person found in 4 of them" in printed
+    assert "uncertainty: not measured with one hypothesis" in printed  # --hypotheses 1
     data = np.load(tmp_path / "o.npz")
     assert json.loads(str(data["settings"]))["video"]["fps_source"] == "--fps"
     assert float(data["fps"]) == 30.0 and data["filled"].sum(axis=1).tolist() == [17, 0, 0, 0, 17, 0]

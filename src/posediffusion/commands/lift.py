@@ -226,6 +226,11 @@ def inferred_by_text(result: Any) -> str:
     return "by the model" if result.settings.get("inferred_by") == "model" else "from a body prior"
 
 
+#: Printed by ``lift`` and ``video`` when they sample one hypothesis (the fast default).
+UNCERTAINTY_NOTE = ("uncertainty: not measured with one hypothesis (NaN; --hypotheses 5 or --accurate "
+                    "measures the spread of hypotheses)")
+
+
 def _report(args: argparse.Namespace, result: Any, written: dict[str, str], prefix: str) -> None:
     """What was lifted and written, on stdout."""
     filled = int(result.filled.sum()) if result.filled is not None else 0
@@ -242,7 +247,6 @@ def _report(args: argparse.Namespace, result: Any, written: dict[str, str], pref
     print(f"{prefix}input frames {ids[0]}..{ids[-1]}; fps {result.fps:g} ({how})")
     print(f"{prefix}{scale_summary(result)}")
     if args.hypotheses < 2:
-        print(f"{prefix}uncertainty: not measured with one hypothesis (NaN; --hypotheses 5 or --accurate "
-              "measures the spread of hypotheses)")
+        print(f"{prefix}{UNCERTAINTY_NOTE}")
     for path in written.values():
         print(f"wrote {path}")

@@ -7,6 +7,7 @@ import contextlib
 import sys
 
 from posediffusion.commands.lift import (
+    UNCERTAINTY_NOTE,
     add_lifting_arguments,
     check_options,
     check_outputs,
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
           + (f"; never seen, INFERRED {inferred_by_text(result)} (not measured): {', '.join(inferred)}"
              if inferred else ""))
     print(scale_summary(result))
+    if args.hypotheses < 2:
+        print(UNCERTAINTY_NOTE)
     for path in outputs.values():
         print(f"wrote {path}")
     return 0
