@@ -346,11 +346,8 @@ def analyse(rows: list[dict[str, Any]], tcn_fps: float | None, tolerance: float)
 # ------------------------------------------------------------------------------------------- reporting
 
 
-def split_text(settings: dict[str, Any]) -> str:
-    """The sequences' split in words (JSONs from before ``--split`` are the test split's)."""
-    if settings.get("split", "test") == "validation":
-        return "validation sequences (takes train holds out of S1-S8"
-    return "test sequences (S9, S11"
+#: ``--split`` -> (name, where its takes come from), for the report.
+SPLIT_WORDS = {"test": ("test", "S9, S11"), "validation": ("validation", "takes train holds out of S1-S8")}
 
 
 def ratio_text(value: float) -> str:
@@ -361,8 +358,9 @@ def markdown(payload: dict[str, Any]) -> str:
     """The table per 2D input, the TCN rows and the answers."""
     s = payload["settings"]
     tcn = payload.get("tcn_reference_fps")
+    split, where = SPLIT_WORDS[s.get("split", "test")]  # JSONs from before --split are the test split's
     out = [f"P-Agg of checkpoint `{s['checkpoint']}`, camera {s['camera']}, first {s['frames']} frames of "
-           f"each of the {s['sequences']} {split_text(s)}; {s['frames_total']} frames), window "
+           f"each of the {s['sequences']} {split} sequences ({where}; {s['frames_total']} frames), window "
            f"stride {s['stride']}, {calls(s)}, seed {s['seed']}, 1 thread. Errors in mm (mean over actions, "
            "as `posediffusion evaluate`); frames/CPU-s of the sampling (windowing, flip, merge, P-Agg); "
            "`MPJPE / best` = MPJPE over the lowest MPJPE of the input"

@@ -311,11 +311,11 @@ def lift_keypoints(
     poses = {name: root_relative(merged.result(name).astype(np.float32)) for name in AGGREGATIONS}
     labels = {name: estimate_label(name, ROOT_SOURCE) for name in AGGREGATIONS}
     hyps = merged.result("hypotheses").astype(np.float32).transpose(1, 0, 2, 3) if keep_hypotheses else None
+    spread = merged.result("spread").astype(np.float32)  # (F, 17)
     return LiftResult(
         pose_3d=poses[aggregation],
         # one hypothesis has no spread: NaN says "not measured", where 0 would claim certainty
-        uncertainty=(merged.result("spread") if hypotheses > 1 else
-                     np.full(merged.result("spread").shape, np.nan)).astype(np.float32),
+        uncertainty=spread if hypotheses > 1 else np.full_like(spread, np.nan),
         keypoints_2d=pixels,
         image_size=image_size,
         hypotheses=hyps,

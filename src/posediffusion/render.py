@@ -202,11 +202,10 @@ def _frame_indices(out_path: Path, num_frames: int, max_frames: int | None, stri
 def _measured(uncertainty: np.ndarray | None) -> np.ndarray | None:
     """``None`` for an uncertainty that is all NaN (not measured: ``lift`` with one hypothesis); partly NaN
     values are left for :func:`_check_arrays` to refuse."""
-    values = np.asarray(uncertainty) if uncertainty is not None else None
-    if values is None or not values.size or not np.issubdtype(values.dtype, np.floating):
-        return uncertainty
-    if np.isnan(values).all():
-        return None
+    if uncertainty is not None:
+        values = np.asarray(uncertainty)
+        if values.size and np.issubdtype(values.dtype, np.floating) and np.isnan(values).all():
+            return None
     return uncertainty
 
 
