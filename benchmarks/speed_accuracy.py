@@ -97,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="windows per sampler call (evaluate's default)")
     p.add_argument("--min-cpu-seconds", type=float, default=3.0,
                    help="repeat a setting's timed pass until the passes take this much CPU time")
+    p.add_argument("--antithetic", choices=("model", "on", "off"), default="model",
+                   help="hypotheses' noise in antithetic pairs for every setting (model: its config's)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed, the same for every setting")
     p.add_argument("--extra-seeds", default=None, metavar="SEED[,SEED]",
                    help="repeat the eta study (with its K=1 partner) and the per-step curves with these "
@@ -651,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
     common.ensure_dataset(args.data_dir, seed=0)
     model, source = load_lifter(args.checkpoint)
     model.eval()
+    if args.antithetic != "model":
+        model.config = model.config.with_overrides(antithetic=args.antithetic == "on")
     model_eta = float(model.config.diffusion.eta)
     settings = grid(args, model_eta)
     etas = [float(v) for v in args.etas.split(",") if v.strip()]
@@ -662,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     data_settings = {"checkpoint": source, "data_dir": args.data_dir, "split": args.split,
                      "camera": args.camera, "frames": args.frames, "seed": args.seed,
                      "batch_size": args.batch_size,
-                     "stride": args.stride or model.config.model.frames, "keypoints": keypoint_inputs}
+                     "stride": args.stride or model.config.model.frames, "keypoints": keypoint_inputs,
+                     "antithetic": bool(model.config.diffusion.antithetic)}
     payload: dict[str, Any] = {}
     if args.resume and json_path.is_file():
         old = common.read_json(json_path)

@@ -94,10 +94,11 @@ def offset_cond(batch: int, frames: int, seed: int = 0) -> dict[str, torch.Tenso
     return {"offset": random_pose(torch.Generator().manual_seed(seed), batch, frames)}
 
 
-def reference_ddim(net, cond, batch, hyp, frames, steps_pairs, eta, seed, scale=1.0, clamp=1.1):
-    """Independent DDIM (float64 scalars) with the documented draw order; no flip, no gain."""
+def reference_ddim(net, cond, batch, hyp, frames, steps_pairs, eta, seed, scale=1.0, clamp=1.1, noise=1.0):
+    """Independent DDIM (float64 scalars) with the documented draw order; no flip, no gain; every noise
+    draw multiplied by ``noise`` (0: the sampler's noise-free path)."""
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(batch * hyp, frames, J, 3, generator=gen).double()
+    z = noise * torch.randn(batch * hyp, frames, J, 3, generator=gen).double()
     cond_n = {k: torch.repeat_interleave(v, hyp, dim=0) for k, v in cond.items()}
     for t, t_next in steps_pairs:
         x_in = z.clamp(-clamp * scale, clamp * scale) / scale
@@ -109,7 +110,7 @@ def reference_ddim(net, cond, batch, hyp, frames, steps_pairs, eta, seed, scale=
         sigma = eta * math.sqrt((1 - an) / (1 - a)) * math.sqrt(1 - a / an)
         z = math.sqrt(an) * x0 + math.sqrt(1 - an - sigma**2) * eps
         if eta > 0:
-            z = z + sigma * torch.randn(z.shape, generator=gen).double()
+            z = z + sigma * noise * torch.randn(z.shape, generator=gen).double()
     raise AssertionError("no final step")
 
 
@@ -273,6 +274,45 @@ def test_matches_reference_ddim(schedule, eta, scale):
     pairs = [(999, 749), (749, 499), (499, 249), (249, -1)]
     expected = reference_ddim(RecordingNet(a=0.7), cond, b, h, frames, pairs, eta, 11, scale=scale)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_antithetic_pairs_mirror_the_first_noise(schedule):
+    # K = 1: hypothesis 2i sees the noise n, 2i+1 sees -n; an odd H's last one its own draw; one draw of
+    # (B * ceil(H/2), T, J, 3) normals in that order (window-major)
+    b, h, frames = 2, 3, 4
+    cond = offset_cond(b, frames)
+    out = ddim_sample(RecordingNet(a=0.5), cond, (b, frames, J, 3), schedule, num_hypotheses=h, steps=1,
+                      generator=torch.Generator().manual_seed(9), antithetic=True)
+    draw = torch.randn(b, 2, frames, J, 3, generator=torch.Generator().manual_seed(9))
+    x_T = torch.stack([draw[:, 0], -draw[:, 0], draw[:, 1]], 1)  # (B, H, T, J, 3)
+    expected = zero_root(0.5 * x_T.clamp(-1.1, 1.1) + cond["offset"][:, None])
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_antithetic_pair_mean_is_the_noise_free_path_of_an_affine_sampler(schedule, eta):
+    # the toy net is linear in x_t and nothing is clamped (clamp 1e6), so the whole sampler is affine in its
+    # noise: the mean of a pair is the path without noise, at every step count
+    b, frames, steps = 2, 3, 5
+    cond = offset_cond(b, frames, seed=2)
+    out = ddim_sample(RecordingNet(a=0.7), cond, (b, frames, J, 3), schedule, num_hypotheses=4, steps=steps,
+                      eta=eta, clamp=1e6, generator=torch.Generator().manual_seed(5), antithetic=True)
+    pairs = ddim_timesteps(1000, steps)
+    noise_free = reference_ddim(RecordingNet(a=0.7), cond, b, 1, frames, pairs, eta, 0, clamp=1e6, noise=0.0)
+    for first in (0, 2):
+        torch.testing.assert_close(out[:, first : first + 2].mean(1), noise_free[:, 0], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out[:, 0], out[:, 1], atol=1e-3)  # the pair still differs
+    assert not torch.allclose(out[:, 0], out[:, 2], atol=1e-3)  # and pairs differ from each other
+    independent = ddim_sample(RecordingNet(a=0.7), cond, (b, frames, J, 3), schedule, num_hypotheses=4,
+                              steps=steps, eta=eta, clamp=1e6, generator=torch.Generator().manual_seed(5))
+    assert not torch.allclose(independent[:, :2].mean(1), noise_free[:, 0], atol=1e-3)
+
+
+def test_antithetic_with_one_hypothesis_is_the_plain_sampler(schedule):
+    cond = offset_cond(2, 3)
+    runs = [ddim_sample(RecordingNet(a=0.7), cond, (2, 3, J, 3), schedule, num_hypotheses=1, steps=3,
+                        generator=torch.Generator().manual_seed(1), antithetic=anti) for anti in (False, True)]
+    assert torch.equal(*runs)
 
 
 def test_hypotheses_are_folded_into_one_call_per_step(schedule):

@@ -238,6 +238,9 @@ class DiffusionConfig:
     """Weight of the velocity term added to the MPJPE training loss (0 = MPJPE only)."""
     eta: float = 1.0
     """DDIM stochasticity (0 = deterministic DDIM, 1 = DDPM-like variance)."""
+    antithetic: bool = False
+    """Draw the sampler's noise for hypotheses in antithetic pairs (n, -n): each hypothesis is a draw of the
+    same sampler, but the pairs' deviations cancel to first order when hypotheses are averaged (P-Agg)."""
     smoothing: float = 1.0
     """Strength s of the temporal smoothing of the x0 estimate: per-frame weight s * (1 - gain) with the
     energy regulator, the constant s without it (0 = off). The default 1.0 goes with the regulator's default

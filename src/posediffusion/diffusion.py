@@ -222,6 +222,7 @@ def ddim_sample(
     gain_in_eta: bool = True,
     generator: torch.Generator | None = None,
     return_all_steps: bool = False,
+    antithetic: bool = False,
 ) -> Tensor:
     """DDIM sampling (Song et al. 2021) of H hypotheses per window, folded into the batch.
 
@@ -229,7 +230,11 @@ def ddim_sample(
     hypothesis h of window b, and cond values are ``repeat_interleave(H, 0)``-ed once.
 
     Noise draws from ``generator`` (float32 on its device, then moved): the initial (B*H, T, J, 3)
-    sample, then one (B*H, T, J, 3) draw per non-final step when eta > 0.
+    sample, then one (B*H, T, J, 3) draw per non-final step when eta > 0. With ``antithetic``, each draw
+    is (B*ceil(H/2), T, J, 3) instead: hypotheses 2i and 2i+1 of a window get the noise n and -n (the
+    initial sample and every re-injection), an odd H's last hypothesis its own draw. Every hypothesis is
+    still a draw of the same sampler (n and -n are equally likely); the pair's deviations from their mean
+    cancel to first order, so averaging hypotheses (P-Agg) keeps less of the spread.
 
     Per-frame energy regulation: with a ``frame_gain`` g (B, T) in [0, 1] (the model's per-frame gain of
     the B original windows), frame t of window b uses noise re-injection ``eta * g`` and, if smoothing > 0,
@@ -256,6 +261,7 @@ def ddim_sample(
         gain_in_eta: the gain also scales the noise re-injection (``eta * g`` per frame).
         generator: makes the samples deterministic.
         return_all_steps: return the x0 estimate of every step instead of the last one.
+        antithetic: draw the hypotheses' noise in antithetic pairs (n, -n) (see above).
 
     Returns:
         (B, H, T, J, 3) root-relative poses in metres, or (K, B, H, T, J, 3) with ``return_all_steps``:
@@ -276,7 +282,15 @@ def ddim_sample(
     cond_n = {k: v.repeat_interleave(num_hypotheses, 0) for k, v in cond.items()}  # (B*H | 2B*H, ...)
     frame_gain = _frame_gain(frame_gain, batch, num_hypotheses, frames, device, dtype)  # (B*H, T, 1, 1)|None
 
-    z = _randn((n, frames, joints, dims), generator, device, dtype)  # x_T ~ N(0, I), diffusion space
+    def noise() -> Tensor:  # (B*H, T, J, 3) standard normal, in antithetic pairs if asked
+        if not antithetic or num_hypotheses == 1:
+            return _randn((n, frames, joints, dims), generator, device, dtype)
+        pairs = (num_hypotheses + 1) // 2
+        draw = _randn((batch, pairs, frames, joints, dims), generator, device, dtype)
+        both = torch.stack([draw, -draw], 2).flatten(1, 2)[:, :num_hypotheses]  # (B, H, T, J, 3)
+        return both.flatten(0, 1)
+
+    z = noise()  # x_T ~ N(0, I), diffusion space
     ac = schedule.alphas_cumprod_f64
     estimates = []
     for t, t_next in ddim_timesteps(schedule.num_steps, steps):
@@ -286,7 +300,7 @@ def ddim_sample(
         estimates.append(x0)
         if t_next < 0:
             break
-        z = _ddim_step(z, x0 * scale, ac[t], ac[t_next], eta, frame_gain if gain_in_eta else None, generator)
+        z = _ddim_step(z, x0 * scale, ac[t], ac[t_next], eta, frame_gain if gain_in_eta else None, noise)
 
     out = torch.stack(estimates) if return_all_steps else estimates[-1][None]
     out = out.reshape(out.shape[0], batch, num_hypotheses, frames, joints, dims)  # (K|1, B, H, T, J, 3)
@@ -337,11 +351,12 @@ def _ddim_step(
     alpha_next: float,
     eta: float,
     frame_gain: Tensor | None,
-    generator: torch.Generator | None,
+    noise: Callable[[], Tensor],
 ) -> Tensor:
     """One DDIM update z_t -> z_{t_next} given the x0 estimate ``z0`` (diffusion space, (N, T, J, 3)).
 
-    ``alpha`` / ``alpha_next`` are the cumulative alphas (the DDIM paper's alpha_t, alpha_{t-1}), float64.
+    ``alpha`` / ``alpha_next`` are the cumulative alphas (the DDIM paper's alpha_t, alpha_{t-1}), float64;
+    ``noise()`` draws the (N, T, J, 3) standard normal re-injection (called only when eta > 0).
     """
     # eq. (9) inverted: the noise implied by x_t and the x0 estimate
     eps = (z - math.sqrt(alpha) * z0) / math.sqrt(1.0 - alpha)
@@ -356,7 +371,7 @@ def _ddim_step(
     z_next = math.sqrt(alpha_next) * z0 + dir_coef.to(z) * eps
     if eta > 0:
         # eq. (12): random noise sigma_t * eps_t
-        z_next = z_next + sigma.to(z) * _randn(z.shape, generator, z.device, z.dtype)
+        z_next = z_next + sigma.to(z) * noise()
     return z_next
 
 

@@ -115,6 +115,20 @@ def test_same_seed_same_samples():
     assert not torch.equal(a[:, 0], a[:, 1])  # hypotheses differ
 
 
+def test_antithetic_follows_the_config_unless_asked():
+    model = tiny()
+    x2d, _ = windows(model)
+
+    def sample(m, **kw):
+        return m.sample(x2d, num_hypotheses=2, steps=2, generator=torch.Generator().manual_seed(3), **kw)
+
+    plain, paired = sample(model), sample(model, antithetic=True)
+    assert not torch.equal(plain, paired)
+    model.config = model.config.with_overrides(antithetic=True)
+    assert torch.equal(sample(model), paired)
+    assert torch.equal(sample(model, antithetic=False), plain)
+
+
 def test_one_ddim_step_returns_the_network_x0():
     """K=1 without flip, regulator and smoothing: output = net(clamp(x_T), t=999), x_T the first draw."""
     model = tiny(energy_regulator=False, smoothing=0.0)

@@ -100,6 +100,7 @@ class PoseDiffusion(nn.Module):
         return_all_steps: bool = False,
         eta: float | None = None,
         visible: Tensor | None = None,
+        antithetic: bool | None = None,
     ) -> Tensor:
         """Draw 3D hypotheses with DDIM.
 
@@ -115,6 +116,8 @@ class PoseDiffusion(nn.Module):
             visible: (B, T, 17) bool, False for joints missing from the input, which the network then
                 infers (their x2d is never read); only for ``config.model.joint_mask`` models (else
                 ``ValueError``). ``None``: all seen.
+            antithetic: hypotheses' noise in antithetic pairs (``diffusion.ddim_sample``); ``None`` =
+                ``config.diffusion.antithetic``.
 
         Returns:
             (B, H, T, 17, 3), or (K, B, H, T, 17, 3) with ``return_all_steps``; metres, root exactly 0.
@@ -146,6 +149,7 @@ class PoseDiffusion(nn.Module):
             gain_in_eta=self.config.model.gains_in_network,
             generator=generator,
             return_all_steps=return_all_steps,
+            antithetic=d.antithetic if antithetic is None else antithetic,
         )
         return root_relative(out)  # root exactly 0
 
