@@ -88,18 +88,20 @@ def decide(summary: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(payload: dict[str, Any]) -> str:
     s = payload["settings"]
-    lines = [f"Antithetic hypothesis pairs vs independent hypotheses: `{s['checkpoint']}`, {s['split']} split, "
+    lines = [f"Antithetic hypothesis pairs vs independent hypotheses: `{s['checkpoint']}`, {s['split']} "
+             "split, "
              f"det 2D, camera {s['camera']}, first {s['frames']} frames ({s['frames_total']} frames, "
              f"{s['sequences']} takes), flip on, eta 1, P-Agg MPJPE (mm, mean over actions), seeds "
              f"{', '.join(map(str, s['seeds']))}; differences paired by seed: mean +- std (ddof 1).", "",
              "| H | K | independent | antithetic | antithetic - independent | independent: K - K=1 "
              "| antithetic: K - K=1 |", "|---|---|---|---|---|---|---|"]
+    def pm(r: dict[str, Any], key: str) -> str:
+        return f"{r[key][0]:+.2f} +- {r[key][1]:.2f}" if key in r else ""
+
     for r in payload["summary"]:
-        def pm(key: str) -> str:
-            return f"{r[key][0]:+.2f} +- {r[key][1]:.2f}" if key in r else ""
         lines.append(f"| {r['hypotheses']} | {r['steps']} | {r['independent']:.2f} | {r['antithetic']:.2f} | "
-                     f"{pm('antithetic_minus_independent')} | {pm('independent_vs_k1')} | "
-                     f"{pm('antithetic_vs_k1')} |")
+                     f"{pm(r, 'antithetic_minus_independent')} | {pm(r, 'independent_vs_k1')} | "
+                     f"{pm(r, 'antithetic_vs_k1')} |")
     d = payload["decision"]
     lines += ["", f"Rule (module docstring; decides on the validation split only): (a) steps not worse than "
               f"K=1 at H=5: {d['a_steps_not_worse_than_k1_at_h5']}; (b) no setting worse: "

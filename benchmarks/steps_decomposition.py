@@ -48,7 +48,7 @@ def fit_mean_and_spread(error_by_h: dict[int, float], fit_h: tuple[int, int] = F
 
 
 def predict(b: float, s: float, hypotheses: int) -> float:
-    """``E_H`` from the fitted mean error ``b`` and spread ``s`` (signed as by :func:`fit_mean_and_spread`)."""
+    """``E_H`` from the fitted mean error ``b`` and spread ``s`` (signed as :func:`fit_mean_and_spread`'s)."""
     return math.sqrt(b * b + math.copysign(s * s, s) / hypotheses)
 
 
@@ -62,7 +62,8 @@ def decompose(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not all(h in by_h for h in (*FIT_H, CHECK_H)):
             continue
         b, s = fit_mean_and_spread(by_h)
-        out.append({"steps": steps, "flip": flip, "eta": eta, "mpjpe_by_h": {str(h): by_h[h] for h in sorted(by_h)},
+        out.append({"steps": steps, "flip": flip, "eta": eta,
+                    "mpjpe_by_h": {str(h): by_h[h] for h in sorted(by_h)},
                     "mean_error_b": round(b, 2), "spread_s": round(s, 2),
                     f"predicted_h{CHECK_H}": round(predict(b, s, CHECK_H), 2),
                     f"check_h{CHECK_H}_error": round(predict(b, s, CHECK_H) - by_h[CHECK_H], 2)})
@@ -77,20 +78,22 @@ def decompose(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(payload: dict[str, Any]) -> str:
     lines = [f"Decomposition of P-Agg MPJPE into the hypotheses' mean error b and spread s "
-             f"(E_H^2 = b^2 + s^2/H, fitted to H = {FIT_H[0]} and {FIT_H[1]}; H = {CHECK_H} predicted as a check). "
-             "Inputs: " + ", ".join(f"`{p}`" for p in payload["inputs"]) + ". `python benchmarks/steps_decomposition.py`.",
+             f"(E_H^2 = b^2 + s^2/H, fitted to H = {FIT_H[0]} and {FIT_H[1]}; H = {CHECK_H} predicted as a "
+             "check). Inputs: " + ", ".join(f"`{p}`" for p in payload["inputs"])
+             + ". `python benchmarks/steps_decomposition.py`.",
              ""]
     for source in payload["sources"]:
-        lines += [f"**{source['name']}** ({source['split']} split, {source['frames']} frames, det 2D, seed 0)", "",
-                  "| K | flip | eta | MPJPE H=1 / 5 / 20 | b (H -> inf) | s | H=5 predicted (error) | b - b(K=1) "
-                  "| P-Agg - K=1 at H=1 / 5 / 20 |", "|---|---|---|---|---|---|---|---|---|"]
+        title = f"**{source['name']}** ({source['split']} split, {source['frames']} frames, det 2D, seed 0)"
+        lines += [title, "", "| K | flip | eta | MPJPE H=1 / 5 / 20 | b (H -> inf) | s | H=5 predicted (error) "
+                  "| b - b(K=1) | P-Agg - K=1 at H=1 / 5 / 20 |", "|---|---|---|---|---|---|---|---|---|"]
         for r in source["rows"]:
             by_h = r["mpjpe_by_h"]
             diffs = r.get("p_agg_vs_k1_by_h", {})
             lines.append(
                 f"| {r['steps']} | {'on' if r['flip'] else 'off'} | {r['eta']:g} | "
                 f"{by_h['1']:.1f} / {by_h['5']:.1f} / {by_h['20']:.1f} | {r['mean_error_b']:.1f} | "
-                f"{r['spread_s']:.1f} | {r[f'predicted_h{CHECK_H}']:.1f} ({r[f'check_h{CHECK_H}_error']:+.1f}) | "
+                f"{r['spread_s']:.1f} | {r[f'predicted_h{CHECK_H}']:.1f} "
+                f"({r[f'check_h{CHECK_H}_error']:+.1f}) | "
                 f"{r.get('mean_vs_k1', 0):+.1f} | "
                 + " / ".join(f"{diffs.get(h, 0):+.1f}" for h in ("1", "5", "20")) + " |")
         lines.append("")

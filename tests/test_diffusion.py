@@ -311,7 +311,8 @@ def test_antithetic_pair_mean_is_the_noise_free_path_of_an_affine_sampler(schedu
 def test_antithetic_with_one_hypothesis_is_the_plain_sampler(schedule):
     cond = offset_cond(2, 3)
     runs = [ddim_sample(RecordingNet(a=0.7), cond, (2, 3, J, 3), schedule, num_hypotheses=1, steps=3,
-                        generator=torch.Generator().manual_seed(1), antithetic=anti) for anti in (False, True)]
+                        generator=torch.Generator().manual_seed(1), antithetic=anti)
+            for anti in (False, True)]
     assert torch.equal(*runs)
 
 
