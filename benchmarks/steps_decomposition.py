@@ -85,7 +85,7 @@ def markdown(payload: dict[str, Any]) -> str:
     for source in payload["sources"]:
         title = f"**{source['name']}** ({source['split']} split, {source['frames']} frames, det 2D, seed 0)"
         lines += [title, "", "| K | flip | eta | MPJPE H=1 / 5 / 20 | b (H -> inf) | s | H=5 predicted "
-                  "(error) | b - b(K=1) | P-Agg - K=1 at H=1 / 5 / 20 |", "|---|---|---|---|---|---|---|---|---|"]
+                  "(error) | b - b(K=1) | P-Agg - K=1 at H=1 / 5 / 20 |", "|---" * 9 + "|"]
         for r in source["rows"]:
             by_h = r["mpjpe_by_h"]
             diffs = r.get("p_agg_vs_k1_by_h", {})
