@@ -319,7 +319,8 @@ class PoseDiffusionConfig:
 
 #: Values of config keys that checkpoints written before they existed lack: such a checkpoint was trained
 #: with per-block adaLN, per-block prompt keys/values, raw-difference motion features and energy, no
-#: missing-joint input, and a sampler smoothing that only the regulator switched on (never in the loss).
+#: missing-joint input, a sampler smoothing that only the regulator switched on (never in the loss) and
+#: independent noise for every hypothesis (no antithetic pairs).
 #: (``joint_mask`` False is also today's default; it is listed so that stays true if the default changes.)
 #: :func:`with_legacy_defaults` fills them in when a stored config is read (``checkpoint.read_checkpoint``
 #: / ``build_model``), so old checkpoints rebuild the network they were trained as while new models get
@@ -330,7 +331,7 @@ LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
               "prompt_blocks": None, "graph_mode": "convolution", "motion_prompt_target": "condition",
               "temporal_patch": 1},
     "diffusion": {"smoothing_mode": "with_regulator", "smoothing_in_loss": False,
-                  "timestep_sampling": "uniform", "smoothing": 0.5},
+                  "timestep_sampling": "uniform", "smoothing": 0.5, "antithetic": False},
 }
 
 
