@@ -55,6 +55,21 @@ def test_predict_sequences_merges_windows_and_batches_across_sequences():
         assert hyps[2, 1, :, :, 2].eq(12.0).all()  # step k=2, hypothesis h=1 -> 2 + 10
 
 
+def test_predict_sequences_passes_the_pairing_only_when_asked():
+    seen = []
+
+    class PairingStub(StubLifter):
+        def sample(self, x2d, num_hypotheses, steps, flip, generator, return_all_steps, eta, **options):
+            seen.append(options)
+            return super().sample(x2d, num_hypotheses, steps, flip, generator, return_all_steps, eta)
+
+    sequences = [Sequence(np.zeros((9, 17, 2), np.float32))]
+    for antithetic in (None, False, True):
+        list(predict_sequences(PairingStub(frames=9), sequences, hypotheses=2, steps=1, flip=False, stride=None,
+                               batch_size=4, generator=torch.Generator(), antithetic=antithetic))
+    assert seen == [{}, {"antithetic": False}, {"antithetic": True}]
+
+
 def test_protocol_means_frames_per_action_then_actions():
     acc = ProtocolAccumulator(("mpjpe", "mpjve"))
     gt = torch.zeros(3, 17, 3)
@@ -214,6 +229,25 @@ def test_save_predictions_writes_a_documented_layout_another_tool_can_score(tmp_
     per_group = [mpjpe(files["pred_p_agg"][groups == g], files["gt"][groups == g]) * 1000
                  for g in sorted(set(groups))]
     assert np.isclose(np.mean(per_group), report["results"]["P-Agg"]["mpjpe"]["final"], atol=0.01)
+
+
+def test_independent_hypotheses_flag_turns_the_pairs_off(tmp_path, tiny_checkpoint, synthetic_dataset):
+    from posediffusion.cli import main
+
+    data_dir, name = synthetic_dataset
+    hypotheses = {}
+    for flag in ([], ["--independent-hypotheses"]):
+        out = tmp_path / f"eval{len(flag)}"
+        argv = ["evaluate", "-c", str(tiny_checkpoint), "-d", name, "--data-dir", str(data_dir), "-k", "gt",
+                "-num_proposals", "2", "-sampling_timesteps", "1", "--aggregations", "p-agg",
+                "--camera-ids", "54138969", "--max-sequences", "1", "--out", str(out),
+                "--save-predictions", str(out / "pred.npz"), "--save-hypotheses", *flag]
+        assert main(argv) == 0
+        report = json.loads((out / "report.json").read_text())
+        with np.load(out / "pred.npz", allow_pickle=False) as npz:
+            hypotheses[bool(flag)] = npz["hypotheses"]
+        assert report["settings"]["antithetic"] is not bool(flag)  # new checkpoints sample in pairs
+    assert not np.allclose(hypotheses[False], hypotheses[True])
 
 
 def test_save_predictions_is_checked_before_evaluating(tmp_path, tiny_checkpoint, capsys):

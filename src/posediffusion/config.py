@@ -238,9 +238,11 @@ class DiffusionConfig:
     """Weight of the velocity term added to the MPJPE training loss (0 = MPJPE only)."""
     eta: float = 1.0
     """DDIM stochasticity (0 = deterministic DDIM, 1 = DDPM-like variance)."""
-    antithetic: bool = False
+    antithetic: bool = True
     """Draw the sampler's noise for hypotheses in antithetic pairs (n, -n): each hypothesis is a draw of the
-    same sampler, but the pairs' deviations cancel to first order when hypotheses are averaged (P-Agg)."""
+    same sampler, but the pairs' deviations cancel to first order when hypotheses are averaged (P-Agg).
+    Chosen on validation takes (2026-12-01, ``benchmarks/antithetic.py``); checkpoints written before it
+    existed sample independently (:data:`LEGACY_MODEL_DEFAULTS`)."""
     smoothing: float = 1.0
     """Strength s of the temporal smoothing of the x0 estimate: per-frame weight s * (1 - gain) with the
     energy regulator, the constant s without it (0 = off). The default 1.0 goes with the regulator's default
@@ -626,6 +628,9 @@ class EvalConfig:
     """K, DDIM steps (the paper: 10); every step's estimate is scored."""
     eta: float | None = None
     """DDIM eta; ``None`` = the checkpoint's diffusion config."""
+    independent_hypotheses: bool = False
+    """Draw every hypothesis's noise independently, even for a checkpoint whose diffusion config samples
+    antithetic pairs (how every checkpoint sampled before 2026-12-01)."""
     flip: bool = True
     """Flip test-time augmentation."""
     stride: int | None = None

@@ -59,7 +59,8 @@ METRIC_LABELS = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "
 
 def predict_sequences(model: torch.nn.Module, sequences: list, *, hypotheses: int, steps: int, flip: bool,
                       stride: int | None, batch_size: int, generator: torch.Generator,
-                      eta: float | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                      eta: float | None = None, antithetic: bool | None = None
+                      ) -> Iterator[tuple[int, torch.Tensor]]:
     """Lift whole sequences: yields ``(index, hyps)`` per sequence, in order, as soon as it is complete.
 
     Windows of all sequences are batched together (``batch_size`` windows per sampler call); overlapping
@@ -69,7 +70,8 @@ def predict_sequences(model: torch.nn.Module, sequences: list, *, hypotheses: in
     """
     for i, merged in sample_sequences(model, [s.keypoints_2d for s in sequences], hypotheses=hypotheses,
                                       steps=steps, flip=flip, generator=generator, stride=stride,
-                                      batch_size=batch_size, eta=eta, return_all_steps=True):
+                                      batch_size=batch_size, eta=eta, return_all_steps=True,
+                                      antithetic=antithetic):
         yield i, merged.result("samples").permute(1, 2, 0, 3, 4)  # (F, K, H, J, 3) -> (K, H, F, J, 3)
 
 
@@ -257,7 +259,8 @@ def evaluate(config: EvalConfig, keep: Callable[[Any], bool] | None = None,
     frames_scored = 0
     for index, hyps in predict_sequences(model, sequences, hypotheses=config.hypotheses, steps=config.steps,
                                          flip=config.flip, stride=config.stride,
-                                         batch_size=config.batch_size, generator=generator, eta=config.eta):
+                                         batch_size=config.batch_size, generator=generator, eta=config.eta,
+                                         antithetic=False if config.independent_hypotheses else None):
         seq = sequences[index]
         gt = torch.from_numpy(seq.pose_3d).to(hyps)
         valid = torch.from_numpy(np.asarray(seq.valid, dtype=bool)).to(hyps.device)
@@ -296,6 +299,8 @@ def build_report(config: EvalConfig, checkpoint: Any, data: DataConfig, sequence
             "hypotheses": config.hypotheses,
             "steps": config.steps,
             "eta": config.eta if config.eta is not None else model_config.get("diffusion", {}).get("eta"),
+            "antithetic": (not config.independent_hypotheses
+                           and bool(model_config.get("diffusion", {}).get("antithetic", False))),
             "flip": config.flip,
             "window_frames": model_config.get("model", {}).get("frames"),
             "window_stride": config.stride or model_config.get("model", {}).get("frames"),

@@ -58,6 +58,7 @@ def sample_sequences(
     values: WindowValues = window_major,
     progress: bool = False,
     visible: Sequence[np.ndarray] | None = None,
+    antithetic: bool | None = None,
 ) -> Iterator[tuple[int, WindowAccumulator]]:
     """Sample every window of every sequence and merge per sequence; yield each as soon as it is complete.
 
@@ -76,6 +77,7 @@ def sample_sequences(
         visible: per sequence (F_i, J) bool, False for joints missing from the input: windowed like the
             keypoints and passed to ``model.sample(visible=...)`` (a model with a missing-joint input
             infers them) and to ``values``; ``None``: not passed (every joint counts as seen).
+        antithetic: passed to ``model.sample`` when not ``None`` (``None``: the model's config decides).
 
     Yields:
         ``(index, accumulator)`` in sequence order; ``accumulator.result(name)`` is the (F_i, ...) merge.
@@ -85,6 +87,7 @@ def sample_sequences(
     if visible is not None and [np.shape(v) for v in visible] != [np.shape(k)[:-1] for k in keypoints]:
         raise ValueError("visible must hold one (F_i, J) mask per sequence, shaped like its keypoints' "
                          "(F_i, J, 2) without the last axis")
+    pairing = {} if antithetic is None else {"antithetic": antithetic}
     plan = [(i, int(start)) for i, kp in enumerate(keypoints)
             for start in window_starts(len(kp), frames, stride)]  # (sequence, start) of every window
     remaining = Counter(i for i, _ in plan)
@@ -101,7 +104,7 @@ def sample_sequences(
                              for i, start in batch])  # (n, T, J)
             options["visible"] = torch.from_numpy(seen).to(device)  # (n, T, J) bool
         samples = model.sample(x2d, num_hypotheses=hypotheses, steps=steps, flip=flip, generator=generator,
-                               return_all_steps=return_all_steps, eta=eta, **options)
+                               return_all_steps=return_all_steps, eta=eta, **options, **pairing)
         per_window = values(samples, x2d, **options)  # name -> (n, T, ...)
         for i, rows in _runs(batch):
             if i not in merging:

@@ -122,11 +122,12 @@ def test_antithetic_follows_the_config_unless_asked():
     def sample(m, **kw):
         return m.sample(x2d, num_hypotheses=2, steps=2, generator=torch.Generator().manual_seed(3), **kw)
 
-    plain, paired = sample(model), sample(model, antithetic=True)
+    plain, paired = sample(model, antithetic=False), sample(model, antithetic=True)
     assert not torch.equal(plain, paired)
-    model.config = model.config.with_overrides(antithetic=True)
-    assert torch.equal(sample(model), paired)
-    assert torch.equal(sample(model, antithetic=False), plain)
+    assert model.config.diffusion.antithetic and torch.equal(sample(model), paired)  # the default: pairs
+    model.config = model.config.with_overrides(antithetic=False)
+    assert torch.equal(sample(model), plain)
+    assert torch.equal(sample(model, antithetic=True), paired)
 
 
 def test_one_ddim_step_returns_the_network_x0():

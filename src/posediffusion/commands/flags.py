@@ -194,6 +194,7 @@ def device_value(args: argparse.Namespace) -> dict[str, str]:
 #: EvalConfig fields set by the evaluation flags (shared with `train --evaluate`, the seed's inference).
 EVAL_FLAGS = (
     Flag("hypotheses", ("-num_proposals",)), Flag("steps", ("-sampling_timesteps",)), Flag("eta"),
+    Flag("independent_hypotheses"),
     Flag("flip", dest="test_flip"), Flag("p2"), Flag("aggregations"),
     Flag("root_sources", name="--root-source"), Flag("weights"), Flag("camera_ids"), Flag("max_sequences"),
     Flag("split"),
