@@ -65,8 +65,8 @@ def test_predict_sequences_passes_the_pairing_only_when_asked():
 
     sequences = [Sequence(np.zeros((9, 17, 2), np.float32))]
     for antithetic in (None, False, True):
-        list(predict_sequences(PairingStub(frames=9), sequences, hypotheses=2, steps=1, flip=False, stride=None,
-                               batch_size=4, generator=torch.Generator(), antithetic=antithetic))
+        list(predict_sequences(PairingStub(frames=9), sequences, hypotheses=2, steps=1, flip=False,
+                               stride=None, batch_size=4, generator=torch.Generator(), antithetic=antithetic))
     assert seen == [{}, {"antithetic": False}, {"antithetic": True}]
 
 
