@@ -333,7 +333,8 @@ def format_report(report: dict[str, Any], per_action: bool = False) -> str:
             f"{' [TEST SPLIT SELECTION]' if s['select_on_test'] else ''})\n"
             f"data {s['data']['dataset']}/{s['data']['keypoints']} {scored}: "
             f"{s['sequences']} sequences, {s['frames_scored']} frames; H={s['hypotheses']} K={s['steps']} "
-            f"eta={s['eta']} flip={s['flip']} window {s['window_frames']}/{s['window_stride']}\n")
+            f"eta={s['eta']} flip={s['flip']}{' antithetic' if s.get('antithetic') else ''} "
+            f"window {s['window_frames']}/{s['window_stride']}\n")
     width = max(len(label) for label in results) if results else 10
     lines = [head, f"{'estimate':<{width}}  " + "  ".join(f"{METRIC_LABELS[m]:>8}" for m in metrics)]
     for label, values in results.items():
