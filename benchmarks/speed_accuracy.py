@@ -363,9 +363,10 @@ def markdown(payload: dict[str, Any]) -> str:
     split, where = SPLIT_WORDS[s.get("split", "test")]  # JSONs from before --split are the test split's
     out = [f"P-Agg of checkpoint `{s['checkpoint']}`, camera {s['camera']}, first {s['frames']} frames of "
            f"each of the {s['sequences']} {split} sequences ({where}; {s['frames_total']} frames), window "
-           f"stride {s['stride']}, {calls(s)}, seed {s['seed']}, 1 thread. Errors in mm (mean over actions, "
-           "as `posediffusion evaluate`); frames/CPU-s of the sampling (windowing, flip, merge, P-Agg); "
-           "`MPJPE / best` = MPJPE over the lowest MPJPE of the input"
+           f"stride {s['stride']}, {calls(s)}, seed {s['seed']}, 1 thread, hypotheses "
+           f"{'in antithetic pairs' if s.get('antithetic') else 'independent'}. Errors in mm (mean over "
+           "actions, as `posediffusion evaluate`); frames/CPU-s of the sampling (windowing, flip, merge, "
+           "P-Agg); `MPJPE / best` = MPJPE over the lowest MPJPE of the input"
            + (f"; `speed / TCN` = frames/CPU-s over the TCN's ({tcn:,.0f}, from its JSON)." if tcn else "."),
            ""]
     for keypoints, part in payload["inputs"].items():
