@@ -123,16 +123,14 @@ def main(argv: list[str] | None = None) -> None:
     pairs = [tuple(int(v) for v in item.split(":")) for item in args.settings.split(",")]
     cpu0 = time.process_time()
     rows = []
-    base = model.config
     for seed in seeds:
         for h, k in pairs:
             for anti in (False, True):
-                model.config = base.with_overrides(antithetic=anti)
-                estimates, _, _ = sample_p_agg(model, sequences, Setting(h, k, True, 1.0), args, seed)
+                estimates, _, _ = sample_p_agg(model, sequences, Setting(h, k, True, 1.0), args, seed,
+                                               antithetic=anti)
                 rows.append({"hypotheses": h, "steps": k, "antithetic": anti, "seed": seed,
                              **score(estimates, sequences)})
                 print(f"seed {seed} H={h} K={k} antithetic={anti}: {rows[-1]['mpjpe']:.2f} mm", flush=True)
-    model.config = base
     summary = summarise(rows, seeds)
     payload = {"settings": {"checkpoint": source, "split": args.split, "camera": args.camera,
                             "frames": args.frames, "seeds": seeds, "flip": True, "eta": 1.0,

@@ -165,8 +165,9 @@ def load_test(args: argparse.Namespace, keypoints: str) -> list:
 
 
 def sample_p_agg(model, sequences: list, setting: Setting, args: argparse.Namespace, seed: int,
-                 all_steps: bool = False) -> tuple[list, float, float]:
-    """Lift every sequence with ``setting``; P-Agg per sequence, (F, J, 3) or (K, F, J, 3) with ``all_steps``.
+                 all_steps: bool = False, antithetic: bool | None = None) -> tuple[list, float, float]:
+    """Lift every sequence with ``setting``; P-Agg per sequence, (F, J, 3) or (K, F, J, 3) with ``all_steps``;
+    ``antithetic`` overrides the model's hypothesis pairing (``None``: its config's).
 
     Returns (estimates, CPU seconds, wall seconds) of the sampling, windowing, merge and aggregation.
     """
@@ -181,7 +182,7 @@ def sample_p_agg(model, sequences: list, setting: Setting, args: argparse.Namesp
     for i, merged in sample_sequences(model, [s.keypoints_2d for s in sequences],
                                       hypotheses=setting.hypotheses, steps=setting.steps, flip=setting.flip,
                                       generator=generator, stride=args.stride, batch_size=args.batch_size,
-                                      eta=setting.eta, return_all_steps=all_steps):
+                                      eta=setting.eta, return_all_steps=all_steps, antithetic=antithetic):
         samples = merged.result("samples")  # (F, H, J, 3) | (F, K, H, J, 3)
         hyps = samples.permute(1, 2, 0, 3, 4) if all_steps else samples.permute(1, 0, 2, 3)
         estimates[i] = pose_aggregate(hyps)  # (H, F, J, 3) -> (F, J, 3); (K, H, F, ...) -> (K, F, J, 3)
