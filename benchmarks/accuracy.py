@@ -473,7 +473,8 @@ def markdown_tables(results: dict[str, dict[str, Any]]) -> str:
     """Markdown: per 2D input and estimate, one row per variant, ratios against the baseline."""
     if not results:
         return "no results yet\n"
-    any_eval = next(iter(results.values()))["evaluations"]["det"]
+    first = next(iter(results.values()))["evaluations"]
+    any_eval = first["det"] if "det" in first else next(iter(first.values()))  # --eval-inputs gt
     s = any_eval["settings"]
     cameras = "every camera" if s["camera_ids"] is None else f"camera {s['camera_ids'][0]}"
     frames = s["data"]["max_frames_per_sequence"]
@@ -525,6 +526,9 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
     """
     per_seed = {seed: load_results(out_dir / f"seed{seed}") for seed in seeds}
     variants = [v for v in VARIANTS if any(v in r for r in per_seed.values())]
+    evaluated = [set(r["evaluations"]) for results in per_seed.values() for r in results.values()]
+    # det 2D, unless a run set was evaluated on GT 2D only (--eval-inputs gt)
+    keypoints = next((k for k in ("det", "gt") if all(k in e for e in evaluated)), "det")
 
     def seeds_of(variant: str) -> list[int]:
         return [seed for seed in seeds if variant in per_seed[seed]]
@@ -532,7 +536,7 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
     def value(variant: str, seed: int, metric: str, subset: str) -> float:
         if metric.startswith("val_"):  # the held-out training takes (--val-fraction)
             return per_seed[seed][variant]["validation"]["det"]["scores"]["P-Agg"][metric[4:]][subset]
-        return per_seed[seed][variant]["evaluations"]["det"]["scores"]["P-Agg"][metric][subset]
+        return per_seed[seed][variant]["evaluations"][keypoints]["scores"]["P-Agg"][metric][subset]
 
     def values(variant: str, metric: str, subset: str, among: list[int] | None = None) -> np.ndarray:
         return np.array([value(variant, seed, metric, subset) for seed in (among or seeds_of(variant))])
@@ -565,9 +569,9 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
         effect = "yes" if pair["effect"] else ("no" if len(pair["seeds"]) > 1 else "1 seed")
         return [f"{pair['mean']:+.{digits}f} ({per})", effect]
 
-    rows, out = {}, [f"Seeds {seeds}; P-Agg, det 2D input; mean +- std over the seeds a variant has (n; ddof "
-                     "1); paired differences per common seed. An effect is claimed only with >= 2 paired "
-                     "seeds and |mean difference| > 2 x the larger seed std of the two variants.\n",
+    rows, out = {}, [f"Seeds {seeds}; P-Agg, {keypoints} 2D input; mean +- std over the seeds a variant has "
+                     "(n; ddof 1); paired differences per common seed. An effect is claimed only with >= 2 "
+                     "paired seeds and |mean difference| > 2 x the larger seed std of the two variants.\n",
                      "| variant | n | steps | MPJPE | MPJVE fast | MPJPE - d3dp | effect | MPJPE - full "
                      "| effect |",
                      "|---|---|---|---|---|---|---|---|---|"]
