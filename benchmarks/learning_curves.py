@@ -193,7 +193,7 @@ def tcn_points(tcn_dir: Path, warnings: list[str]) -> list[dict[str, Any]]:
 def tcn_point(run: str, model: dict[str, Any], train_2d: str, test_2d: str, minutes: float, actual: float,
               steps: int, score: dict[str, Any], path: Path, seed: int, machine: str | None
               ) -> dict[str, Any]:
-    """One TCN budget point (one run, seed 0)."""
+    """One TCN budget point (one run of one seed)."""
     return {"kind": "tcn", "variant": run, "model": f"TCN RF{model['receptive_field']} C{model['channels']}",
             "train_2d": train_2d, "test_2d": test_2d, "recipe": {}, "series_type": "one run, budget points",
             "point_kind": "budget point", "run_budget_min": None, "cpu_minutes": minutes,
@@ -293,7 +293,7 @@ def cell(point: dict[str, Any]) -> str:
 def points_label(entry: dict[str, Any]) -> str:
     """What the cells of a row are: snapshots of longer runs, run ends, or TCN budget points."""
     if entry["kind"] == "tcn":
-        return "one run, scored at each budget"
+        return f"one run (seed {entry['points'][0]['seeds'][0]}), scored at each budget"
     if entry["series_type"] == "run ends":
         return "run ends (one run per budget)"
     snaps = sorted({p["cpu_minutes"] for p in entry["points"] if p["point_kind"] == "snapshot"})
@@ -350,7 +350,8 @@ def markdown(series: dict[str, dict[str, Any]], warnings: list[str]) -> str:
         notes.append(f"- Diffusion field: `{DIFFUSION_FIELD}` (MPJPE pooled over frames).")
     if tcn:
         notes.append(
-            f"- TCN rows (`benchmarks/tcn_reference.py`, VideoPose3D-style, seed 0): field `{TCN_FIELD}` "
+            f"- TCN rows (`benchmarks/tcn_reference.py`, VideoPose3D-style, one run per seed): "
+            f"field `{TCN_FIELD}` "
             "(MPJPE pooled over the same frames: camera 54138969, first 240 frames of each of the 20 test "
             "sequences); one deterministic output per frame with flip averaging, so nothing to aggregate "
             "(P-Agg-equivalent). Its lr decays x0.95 per epoch, independent of the budget: each point is "
