@@ -350,7 +350,7 @@ def markdown(series: dict[str, dict[str, Any]], warnings: list[str]) -> str:
         notes.append(f"- Diffusion field: `{DIFFUSION_FIELD}` (MPJPE pooled over frames).")
     if tcn:
         notes.append(
-            f"- TCN rows (`benchmarks/tcn_reference.py`, VideoPose3D-style, one run per seed): "
+            "- TCN rows (`benchmarks/tcn_reference.py`, VideoPose3D-style, one run per seed): "
             f"field `{TCN_FIELD}` "
             "(MPJPE pooled over the same frames: camera 54138969, first 240 frames of each of the 20 test "
             "sequences); one deterministic output per frame with flip averaging, so nothing to aggregate "
