@@ -469,12 +469,18 @@ def table_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def summary_input(evaluated: list[set[str]]) -> str:
+    """The 2D input the summary tables describe, from each result's evaluated inputs: det when every result
+    has it, else GT when every one has that (``--eval-inputs gt``)."""
+    return next((k for k in ("det", "gt") if all(k in e for e in evaluated)), "det")
+
+
 def markdown_tables(results: dict[str, dict[str, Any]]) -> str:
     """Markdown: per 2D input and estimate, one row per variant, ratios against the baseline."""
     if not results:
         return "no results yet\n"
-    first = next(iter(results.values()))["evaluations"]
-    any_eval = first["det"] if "det" in first else next(iter(first.values()))  # --eval-inputs gt
+    keypoints = summary_input([set(r["evaluations"]) for r in results.values()])
+    any_eval = next(r["evaluations"][keypoints] for r in results.values() if keypoints in r["evaluations"])
     s = any_eval["settings"]
     cameras = "every camera" if s["camera_ids"] is None else f"camera {s['camera_ids'][0]}"
     frames = s["data"]["max_frames_per_sequence"]
@@ -526,9 +532,8 @@ def seed_summary(out_dir: Path, seeds: list[int]) -> str:
     """
     per_seed = {seed: load_results(out_dir / f"seed{seed}") for seed in seeds}
     variants = [v for v in VARIANTS if any(v in r for r in per_seed.values())]
-    evaluated = [set(r["evaluations"]) for results in per_seed.values() for r in results.values()]
-    # det 2D, unless a run set was evaluated on GT 2D only (--eval-inputs gt)
-    keypoints = next((k for k in ("det", "gt") if all(k in e for e in evaluated)), "det")
+    keypoints = summary_input([set(r["evaluations"]) for per_variant in per_seed.values()
+                               for r in per_variant.values()])
 
     def seeds_of(variant: str) -> list[int]:
         return [seed for seed in seeds if variant in per_seed[seed]]
