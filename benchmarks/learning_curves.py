@@ -54,8 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="accuracy.py result folder (its seed<N>/ sub-folders are read too); repeatable")
     p.add_argument("--runs-results", action="append", default=[], metavar="DIR",
                    help="extra result folders, e.g. separate single-budget runs; repeatable")
-    p.add_argument("--tcn-dir", default=str(common.RESULTS_DIR / "tcn"),
-                   help="TCN reference results ('' = none)")
+    p.add_argument("--tcn-dir", action="append", default=None, metavar="DIR",
+                   help="TCN reference results; repeatable (default benchmarks/results/tcn; '' = none)")
+    p.add_argument("--host", action="append", default=[], metavar="DIR=NAME",
+                   help="name the machine the results under DIR ran on (a result folder or a --tcn-dir): "
+                        "shown in the labels and kept apart from other hosts' points; repeatable")
+    p.add_argument("--panels", action="store_true",
+                   help="one panel per test 2D input (det, gt) in the figure, instead of one plot")
     p.add_argument("--variants", default="full,d3dp",
                    help="diffusion variants to include ('all' = every one)")
     p.add_argument("--out-dir", default=str(common.RESULTS_DIR))
@@ -211,7 +216,24 @@ def tcn_point(run: str, model: dict[str, Any], train_2d: str, test_2d: str, minu
 def series_key(point: dict[str, Any]) -> str:
     fields = ("kind", "variant", "train_2d", "test_2d", "series_type", "sampling", "recipe")
     scope = {k: point["scope"][k] for k in ("camera", "frames_per_sequence")}
-    return json.dumps({**{k: point[k] for k in fields}, "scope": scope}, sort_keys=True, default=str)
+    host = {"host": point["host"]} if point.get("host") else {}  # absent: keys as before --host existed
+    return json.dumps({**{k: point[k] for k in fields}, "scope": scope, **host}, sort_keys=True, default=str)
+
+
+def parse_hosts(specs: list[str]) -> list[tuple[Path, str]]:
+    """``DIR=NAME`` pairs of ``--host``, longest folder first (the most specific one wins)."""
+    hosts = []
+    for spec in specs:
+        folder, sep, name = spec.partition("=")
+        if not sep or not folder or not name:
+            raise SystemExit(f"--host {spec!r}: expected DIR=NAME")
+        hosts.append((Path(folder).resolve(), name))
+    return sorted(hosts, key=lambda h: len(str(h[0])), reverse=True)
+
+
+def host_of(source: str, hosts: list[tuple[Path, str]]) -> str | None:
+    path = Path(source).resolve()
+    return next((name for folder, name in hosts if path == folder or folder in path.parents), None)
 
 
 def aggregate(raw: list[dict[str, Any]], warnings: list[str]) -> list[dict[str, Any]]:
@@ -248,6 +270,7 @@ def aggregate(raw: list[dict[str, Any]], warnings: list[str]) -> list[dict[str, 
                                                          key=str)},
             "train_steps": [p["train_steps"] for p in members], "sources": [p["source"] for p in members],
             "machines": sorted({str(p["machine"]) for p in members}),
+            **({"host": first["host"]} if first.get("host") else {}),
         })
     return sorted(points, key=lambda p: (p["kind"] == "tcn", p["series"], p["cpu_minutes"]))
 
@@ -260,7 +283,8 @@ def series_table(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for point in points:
         fields = ("kind", "model", "variant", "train_2d", "test_2d", "series_type", "sampling", "recipe",
                   "scope")
-        entry = series.setdefault(point["series"], {"points": [], **{k: point[k] for k in fields}})
+        entry = series.setdefault(point["series"], {"points": [], **{k: point[k] for k in fields},
+                                                    "host": point.get("host")})
         entry["points"].append(point)
     for entry in series.values():
         s = entry["sampling"]
@@ -272,10 +296,13 @@ def series_table(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         entry["label"] = (f"{entry['model']}{' [' + entry['recipe_label'] + ']' if extra else ''}, "
                           f"{entry['train_2d']}->{entry['test_2d']} 2D, "
                           + (f"{entry['series_type']}, H{s['hypotheses']} K{s['steps']}"
-                             if entry["kind"] == "diffusion" else "budget points"))
+                             if entry["kind"] == "diffusion"
+                             else f"budget points, seed {entry['points'][0]['seeds'][0]}")
+                          + (f" ({entry['host']})" if entry["host"] else ""))
     order = {"full": 0, "d3dp": 1}
     return dict(sorted(series.items(), key=lambda kv: (
-        kv[1]["kind"] == "tcn", order.get(kv[1]["variant"], 2), kv[1]["variant"], kv[1]["train_2d"],
+        kv[1]["kind"] == "tcn", order.get(kv[1]["variant"], 2), kv[1]["variant"], kv[1]["host"] or "",
+        kv[1]["train_2d"],
         kv[1]["test_2d"], kv[1]["series_type"], str(kv[1]["sampling"]), kv[1]["recipe_label"])))
 
 
@@ -317,7 +344,8 @@ def markdown(series: dict[str, dict[str, Any]], warnings: list[str]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for entry in series.values():
         by_minute = {p["cpu_minutes"]: p for p in entry["points"]}
-        model = entry["model"] + (f" [{entry['recipe_label']}]" if entry["recipe_label"] else "")
+        model = (entry["model"] + (f" [{entry['recipe_label']}]" if entry["recipe_label"] else "")
+                 + (f" ({entry['host']})" if entry["host"] else ""))
         row = [model, f"{entry['train_2d']} / {entry['test_2d']}", points_label(entry),
                entry["sampling_label"], *[cell(by_minute[m]) if m in by_minute else "" for m in minutes]]
         lines.append("| " + " | ".join(row) + " |")
@@ -362,7 +390,11 @@ def markdown(series: dict[str, dict[str, Any]], warnings: list[str]) -> str:
         notes.append(f"- **Warning: rows scored on different frame sets** ({sorted(frames)} frames): only "
                      "rows with the same frame count are comparable.")
     machines = sorted({m for s in series.values() for p in s["points"] for m in p["machines"]})
-    if len(machines) > 1:
+    hosts = sorted({s["host"] for s in series.values() if s["host"]})
+    if hosts:
+        notes.append(f"- Hosts (`--host`): {'; '.join(hosts)}. CPU-minutes compare like for like only "
+                     "between rows of the same host.")
+    elif len(machines) > 1:
         notes.append(f"- Warning: results from different CPUs ({'; '.join(machines)}): CPU-minutes do not "
                      "transfer between them.")
     notes.append("- Empty cells were not measured (nothing is interpolated). std: over seeds, ddof 1.")
@@ -371,8 +403,11 @@ def markdown(series: dict[str, dict[str, Any]], warnings: list[str]) -> str:
 
 
 
-def plot(series: dict[str, dict[str, Any]], path: Path) -> None:
-    """MPJPE vs CPU-minutes (log x): diffusion rows solid/dotted with seed-std error bars, TCN dashed."""
+def plot(series: dict[str, dict[str, Any]], path: Path, panels: bool = False) -> None:
+    """MPJPE vs CPU-minutes (log x): diffusion rows solid/dotted with seed-std error bars, TCN dashed.
+
+    ``panels``: one panel per test 2D input (det left, gt right), sharing the y axis; colours follow the
+    model (and host), so a model has the same colour in both panels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -381,7 +416,12 @@ def plot(series: dict[str, dict[str, Any]], path: Path) -> None:
 
     from posediffusion.io_utils import atomic_path
 
-    fig, ax = plt.subplots(figsize=(10, 6.5))
+    inputs: list[str | None] = [None]
+    if panels and series:
+        inputs = sorted({e["test_2d"] for e in series.values()}, key=lambda t: (t != "det", t))
+    fig, axes = plt.subplots(1, len(inputs), figsize=(10 if len(inputs) == 1 else 15, 6.5), sharey=True,
+                             squeeze=False)
+    axes = {test_2d: ax for test_2d, ax in zip(inputs, axes[0], strict=True)}
     # tab20 without the greens, greys and olives the TCN uses: 14 distinct colours, then repeated
     tab20 = plt.get_cmap("tab20").colors
     diffusion_colors = iter([tab20[i] for i in range(20) if i not in (4, 5, 14, 15, 16, 17)] * 4)
@@ -389,7 +429,9 @@ def plot(series: dict[str, dict[str, Any]], path: Path) -> None:
     colors: dict[tuple, str] = {}
     for entry in series.values():
         diffusion = entry["kind"] == "diffusion"
-        key = (entry["kind"], entry["variant"], entry["train_2d"], entry["test_2d"], entry["recipe_label"])
+        key = ((entry["kind"], entry["variant"], entry["recipe_label"], entry["host"]) if panels else
+               (entry["kind"], entry["variant"], entry["train_2d"], entry["test_2d"], entry["recipe_label"]))
+        ax = axes[entry["test_2d"] if panels else None]
         if key not in colors:
             colors[key] = next(diffusion_colors if diffusion else tcn_colors)
         color = colors[key]
@@ -406,20 +448,30 @@ def plot(series: dict[str, dict[str, Any]], path: Path) -> None:
             ax.plot(x[snapshot], y[snapshot], linestyle="none", marker=marker, color=color,
                     markerfacecolor="white", markersize=7, zorder=4)
     if not series:
-        ax.text(0.5, 0.5, "no points", transform=ax.transAxes, ha="center")
-    ax.set_xscale("log")
-    ticks = sorted({p["cpu_minutes"] for s in series.values() for p in s["points"]})
-    if ticks:
-        ax.set_xticks(ticks)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("training CPU-minutes (one thread; log scale)")
-    ax.set_ylabel("MPJPE (mm), P-Agg, pooled over the test frames")
-    ax.set_title("Learning curves. Open markers: snapshots of longer runs (cosine lr to the run's end), "
-                 "not short runs;\nsolid: snapshot curves, dotted: run ends, dashed: TCN reference; "
-                 "error bars: std over seeds", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+        axes[inputs[0]].text(0.5, 0.5, "no points", transform=axes[inputs[0]].transAxes, ha="center")
+    for test_2d, ax in axes.items():
+        ax.set_xscale("log")
+        ticks = sorted({p["cpu_minutes"] for s in series.values() for p in s["points"]
+                        if test_2d is None or s["test_2d"] == test_2d})
+        if ticks:
+            ax.set_xticks(ticks)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("training CPU-minutes (one thread; log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+        if test_2d is not None:
+            ax.set_title(f"tested on {test_2d} 2D", fontsize=10)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1 if panels else 2,
+                  frameon=False)
+    first = axes[inputs[0]]
+    first.set_ylabel("MPJPE (mm), P-Agg, pooled over the test frames")
+    title = ("Learning curves. Open markers: snapshots of longer runs (cosine lr to the run's end), "
+             "not short runs;\nsolid: snapshot curves, dotted: run ends, dashed: TCN reference; "
+             "error bars: std over seeds")
+    if panels:
+        fig.suptitle(title, fontsize=9)
+    else:
+        first.set_title(title, fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
@@ -445,8 +497,12 @@ def main(argv: list[str] | None = None) -> int:
         raw += diffusion_points(path, result, warnings)
     if skipped:
         print(f"variants not selected (--variants): {', '.join(sorted(skipped))}")
-    if args.tcn_dir:
-        raw += tcn_points(Path(args.tcn_dir), warnings)
+    tcn_dirs = [d for d in (args.tcn_dir or [str(common.RESULTS_DIR / "tcn")]) if d]
+    for tcn_dir in tcn_dirs:
+        raw += tcn_points(Path(tcn_dir), warnings)
+    hosts = parse_hosts(args.host)
+    for point in raw:
+        point["host"] = host_of(point["source"], hosts)
     points = aggregate(raw, warnings)
     series = series_table(points)
     for entry in series.values():
@@ -458,10 +514,11 @@ def main(argv: list[str] | None = None) -> int:
 
     common.write_json(out_dir / "learning_curves.json", {
         "metric": "MPJPE (mm), P-Agg, pooled over frames", "diffusion_field": DIFFUSION_FIELD,
-        "tcn_field": TCN_FIELD, "result_files": [str(p) for p in files], "tcn_dir": args.tcn_dir,
+        "tcn_field": TCN_FIELD, "result_files": [str(p) for p in files],
+        "tcn_dir": tcn_dirs[0] if len(tcn_dirs) == 1 else (tcn_dirs or ""),
         "points": points, "warnings": warnings, "command": sys.argv})
     write_text_atomic(out_dir / "learning_curves.md", text)
-    plot(series, out_dir / "learning_curves.png")
+    plot(series, out_dir / "learning_curves.png", panels=args.panels)
     print(text)
     return 0
 
