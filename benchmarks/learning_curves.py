@@ -422,9 +422,11 @@ def plot(series: dict[str, dict[str, Any]], path: Path, panels: bool = False) ->
     fig, axes = plt.subplots(1, len(inputs), figsize=(10 if len(inputs) == 1 else 15, 6.5), sharey=True,
                              squeeze=False)
     axes = {test_2d: ax for test_2d, ax in zip(inputs, axes[0], strict=True)}
-    # tab20 without the greens, greys and olives the TCN uses: 14 distinct colours, then repeated
+    # tab20 without the greens, greys and olives the TCN uses: 14 colours, the 7 dark shades first (a dark
+    # shade and its light partner look alike side by side), then repeated
     tab20 = plt.get_cmap("tab20").colors
-    diffusion_colors = iter([tab20[i] for i in range(20) if i not in (4, 5, 14, 15, 16, 17)] * 4)
+    shades = [i for i in range(20) if i not in (4, 5, 14, 15, 16, 17)]
+    diffusion_colors = iter([tab20[i] for i in shades[::2] + shades[1::2]] * 4)
     tcn_colors = iter(["black", "tab:green", "tab:gray", "tab:olive", "darkslategray", "lime"] * 4)
     colors: dict[tuple, str] = {}
     for entry in series.values():
